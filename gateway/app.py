@@ -1,0 +1,20 @@
+"""The ASGI application `gateway serve` runs: the chain in front of the upstream or the demo."""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp
+
+from gateway.demo import create_demo_app
+from gateway.middleware import GatewayMiddleware
+from gateway.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    """Build from ``GATEWAY_*`` variables (uvicorn calls this once per worker with ``--factory``)."""
+    settings = settings or Settings.from_env()
+    if settings.upstream_url:
+        from gateway.proxy import ProxyApp  # the proxy's HTTP client is only needed in proxy mode
+
+        return GatewayMiddleware(ProxyApp(settings), settings=settings)
+    return create_demo_app([Middleware(GatewayMiddleware, settings=settings)])

@@ -1,0 +1,153 @@
+"""``gateway serve | sign | check-config`` (CONTRACT §1)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
+
+from gateway.policy import PolicyError, load_policy
+from gateway.settings import LOG_LEVELS, Settings, SettingsError
+from gateway.signing import percent_encode, sign_request_v1
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+SIGN_ENV = {
+    "access_key_id": "GATEWAY_SIGN_ACCESS_KEY_ID",
+    "secret": "GATEWAY_SIGN_SECRET",
+    "endpoint": "GATEWAY_SIGN_ENDPOINT",
+}
+DEMO_KEY = ("LTAIdemoAccessKey", "demo-secret-do-not-use")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {name: value for name in ("host", "port", "workers", "log_level")
+                 if (value := getattr(args, name, None)) is not None}
+    return Settings.from_env(**overrides)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings(args)
+    policy = load_policy(settings.config)  # a bad file stops start-up here, with one line
+    if settings.workers > 1 and not settings.redis_url:
+        raise UsageError(
+            f"--workers {settings.workers} needs GATEWAY_REDIS_URL: with the in-memory store each worker "
+            "would keep its own nonces and quotas, so replays and over-quota calls would pass"
+        )
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    logging.getLogger("gateway").info("%s", policy.summary())
+    if not settings.upstream_url:
+        _print_demo_hint(settings)
+    # Workers re-read the environment in their own process: pass the command-line overrides on.
+    os.environ.update({"GATEWAY_HOST": settings.host, "GATEWAY_PORT": str(settings.port),
+                       "GATEWAY_WORKERS": str(settings.workers), "GATEWAY_LOG_LEVEL": settings.log_level})
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,  # uvicorn's line prints the query, Signature included; ours replaces it
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _print_demo_hint(settings: Settings) -> None:
+    if settings.config is not None:
+        return
+    endpoint = f"http://{settings.host}:{settings.port}/"
+    params = sign_request_v1({"Action": "DescribeRegions", "Version": "2014-05-26", "Format": "JSON"},
+                             access_key_id=DEMO_KEY[0], secret=DEMO_KEY[1], timestamp=None)
+    print(f"demo access key: {DEMO_KEY[0]}  secret: {DEMO_KEY[1]}", flush=True)
+    print("try (valid for one call, the nonce is single-use; `gateway sign` makes more):", flush=True)
+    print(f"  curl -s {shlex.quote(endpoint + '?' + _query(params))}", flush=True)
+
+
+def _query(params: dict[str, str]) -> str:
+    return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items())
+
+
+def sign(args: argparse.Namespace) -> int:
+    values = {field: getattr(args, field) or os.environ.get(env) for field, env in SIGN_ENV.items()}
+    if not values["access_key_id"] or not values["secret"]:
+        raise UsageError("sign needs --access-key-id and --secret (or GATEWAY_SIGN_ACCESS_KEY_ID/_SECRET)")
+    endpoint = values["endpoint"] or "http://127.0.0.1:8080/"
+    if urlsplit(endpoint).scheme not in ("http", "https"):
+        raise UsageError(f"endpoint {endpoint!r} is not an http(s) URL")
+    params = {}
+    for item in args.params:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"parameter {item!r} is not Name=Value")
+        params[name] = value
+    signed = sign_request_v1(params, access_key_id=values["access_key_id"], secret=values["secret"],
+                             method=args.method, signature_method=args.signature_method)
+    if args.method == "GET":
+        url = f"{endpoint}?{_query(signed)}"
+        print(f"curl -s {shlex.quote(url)}" if args.curl else url)
+    else:
+        body = _query(signed)
+        print(f"curl -s -X POST -H 'Content-Type: application/x-www-form-urlencoded' "
+              f"--data {shlex.quote(body)} {shlex.quote(endpoint)}" if args.curl else f"{endpoint}\n{body}")
+    return 0
+
+
+def check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    policy = load_policy(settings.config)
+    print(policy.summary())
+    print(f"state: {'redis ' + settings.redis_url if settings.redis_url else 'in-memory (one process)'}; "
+          f"upstream: {settings.upstream_url or 'bundled demo service'}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "serve": (serve, "run the gateway (in front of GATEWAY_UPSTREAM_URL, or the bundled demo service)"),
+    "sign": (sign, "print a signed request URL (or curl line) for Name=Value parameters"),
+    "check-config": (check_config, "validate the settings and the policy file, print a summary"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if name in ("serve", "check-config"):
+            sub.add_argument("--host")
+            sub.add_argument("--port", type=int)
+            sub.add_argument("--workers", type=int)
+            sub.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS)
+        if name == "sign":
+            sub.add_argument("--access-key-id", dest="access_key_id")
+            sub.add_argument("--secret")
+            sub.add_argument("--endpoint")
+            sub.add_argument("--method", choices=("GET", "POST"), default="GET")
+            sub.add_argument("--signature-method", dest="signature_method", default="HMAC-SHA1",
+                             choices=("HMAC-SHA1", "HMAC-SHA256"))
+            sub.add_argument("--curl", action="store_true", help="print a curl command line")
+            sub.add_argument("params", nargs="*", metavar="Name=Value")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][0](args)
+    except (SettingsError, PolicyError, UsageError) as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+
+
+__all__ = ["main"]

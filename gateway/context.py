@@ -1,0 +1,96 @@
+"""The request context: everything a layer needs, parsed once and carried in ``scope["gateway"]``.
+
+Layers read it and fill in what they learn (the API, the access key, the state ticket); none of
+them re-parses the request.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import Receive, Scope
+
+if TYPE_CHECKING:
+    from gateway.policy import AccessKey, ApiSpec
+    from gateway.signing import V3Authorization
+    from gateway.stores import IdempotencyClaim, StoredAnswer, Take
+
+
+@dataclass(slots=True, eq=False)
+class RequestContext:
+    request_id: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    host_id: str
+    format: str
+    receive: Receive
+    started: float = field(default_factory=time.perf_counter)
+    query_string: bytes = b""
+    body: bytes = b""
+    query: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)  # query and form body merged
+
+    # The common parameters, from the query/body (version 1.0) or the x-acs-* headers (V3).
+    signature_version: str | None = None
+    action: str | None = None
+    version: str | None = None
+    access_key_id: str | None = None
+    signature: str | None = None
+    signature_method: str | None = None
+    nonce: str | None = None
+    timestamp: str | None = None
+    v3: V3Authorization | None = None
+
+    # What the layers learn.
+    api: ApiSpec | None = None
+    key: AccessKey | None = None
+    nonce_ttl_ms: int = 0
+    takes: list[Take] = field(default_factory=list)
+    idempotency: IdempotencyClaim | None = None
+    replay: StoredAnswer | None = None
+    quota_remaining: int | None = None
+    code: str = "OK"
+    status: int = 0
+
+    @classmethod
+    def start(cls, scope: Scope, receive: Receive, default_format: str, host_id: str | None) -> RequestContext:
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            # Repeated headers fold into one, as RFC 9110 allows; a signed header is compared folded.
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        host = headers.get("host", "")
+        return cls(
+            request_id=str(uuid.uuid4()).upper(),
+            method=scope["method"],
+            path=scope.get("path", "/"),
+            headers=headers,
+            host_id=host_id or _hostname(host),
+            format=default_format,
+            receive=receive,
+            query_string=scope.get("query_string", b""),
+        )
+
+    @property
+    def identity(self) -> dict[str, Any] | None:
+        """Who is calling, once the access key is known: what the wrapped service may trust."""
+        if self.key is None:
+            return None
+        return {
+            "AccountId": self.key.account.id,
+            "AccountName": self.key.account.name,
+            "SubUser": self.key.user.name if self.key.user else None,
+            "AccessKeyId": self.key.id,
+            "RequestId": self.request_id,
+        }
+
+
+def _hostname(host: str) -> str:
+    if host.endswith("]") or host.count(":") != 1:
+        return host or "gateway"  # no port, or a bare IPv6 address
+    return host.rsplit(":", 1)[0]

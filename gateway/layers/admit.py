@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import logging
+from types import MappingProxyType
+
+from gateway.context import RequestContext
+from gateway.errors import Err, GatewayError
+from gateway.stores import Outcome, Store, StoreUnavailable, Ticket, Verdict
+
+log = logging.getLogger("gateway.store")
+
+#: Store outcome -> the row that refuses the request.
+REFUSALS = MappingProxyType({
+    Outcome.NONCE_USED: Err.SIGNATURE_NONCE_USED,
+    Outcome.FLOW_LIMITED: Err.FLOW_CONTROLLED,
+    Outcome.QUOTA_EXHAUSTED: Err.QUOTA_EXHAUSTED,
+    Outcome.TOKEN_PROCESSING: Err.LAST_TOKEN_PROCESSING,
+    Outcome.TOKEN_PARAMS_MISMATCH: Err.IDEMPOTENT_PARAMETER_MISMATCH,
+    Outcome.TOKEN_CALLER_MISMATCH: Err.IDEMPOTENCE_CALLER_MISMATCH,
+})
+THROTTLED = frozenset({Outcome.FLOW_LIMITED, Outcome.QUOTA_EXHAUSTED})
+
+
+class AdmitLayer:
+    """The one store round trip: nonce, flow control, quota and ClientToken, decided atomically.
+
+    It runs after every stateless check, so a request refused for its owner or its rights burns
+    no nonce and consumes no quota; within the round trip the store checks everything before it
+    commits anything (nonce, then flow, then quota, then the token).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def check(self, ctx: RequestContext) -> None:
+        key = ctx.key
+        if key is None:
+            return
+        ticket = Ticket(
+            scope=str(key.account.id),
+            nonce=f"{key.id}:{ctx.nonce}",
+            nonce_ttl_ms=max(ctx.nonce_ttl_ms, 1),
+            takes=tuple(ctx.takes),
+            idempotency=ctx.idempotency,
+        )
+        try:
+            verdict: Verdict = await self.store.admit(ticket)
+        except StoreUnavailable as exc:
+            log.error("store unavailable, refusing %s: %s", ctx.request_id, exc)
+            raise GatewayError(Err.SERVICE_UNAVAILABLE) from None
+        outcome = verdict.outcome
+        if outcome is Outcome.ADMITTED:
+            ctx.quota_remaining = verdict.remaining
+            return
+        if outcome is Outcome.REPLAY:
+            ctx.replay = verdict.answer
+            ctx.idempotency = None  # nothing more to store: the answer is the first call's
+            return
+        headers = {"x-acs-retry-after": str(max(verdict.retry_after_ms, 1))} if outcome in THROTTLED else None
+        ctx.idempotency = None  # refused before the token was claimed: nothing to store or release
+        raise GatewayError(REFUSALS[outcome], headers=headers)

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from gateway.context import RequestContext
+from gateway.errors import Err, GatewayError
+from gateway.policy import ParamSpec
+
+#: Parameters every API accepts (CONTRACT §2); ``SignatureType`` is sent, empty, by aliyun-python-sdk-core.
+COMMON_PARAMETERS = frozenset({
+    "Action", "Version", "AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion",
+    "SignatureNonce", "Timestamp", "Format", "OwnerId", "OwnerAccount", "ClientToken", "RegionId",
+    "SignatureType",
+})
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+_REPEATED = re.compile(r"(.+)\.([1-9][0-9]{0,3})")
+
+
+def _number(value: str) -> float | None:
+    if _INTEGER.fullmatch(value):
+        return int(value)
+    return None
+
+
+def _float(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _boolean(value: str) -> float | None:
+    return 0 if value in ("true", "false") else None
+
+
+#: Type name -> parser giving a number to range-check (or 0 when there is no range), None if invalid.
+TYPES: MappingProxyType[str, Callable[[str], float | None]] = MappingProxyType({
+    "Integer": _number,
+    "Long": _number,
+    "Float": _float,
+    "Boolean": _boolean,
+})
+
+
+def valid(spec: ParamSpec, value: str) -> bool:
+    parse = TYPES.get(spec.type)
+    if parse is not None:
+        number = parse(value)
+        if number is None:
+            return False
+        if spec.min is not None and number < spec.min:
+            return False
+        if spec.max is not None and number > spec.max:
+            return False
+    if spec.enum is not None and value not in spec.enum:
+        return False
+    if spec.max_length is not None and len(value) > spec.max_length:
+        return False
+    return spec.pattern is None or spec.pattern.fullmatch(value) is not None
+
+
+class ParamsLayer:
+    """Undeclared parameters are UnsupportedParameter; declared ones obey their type and rules."""
+
+    def check(self, ctx: RequestContext) -> None:
+        api = ctx.api
+        if api is None:
+            return
+        declared = api.params
+        for name, value in ctx.params.items():
+            if name in COMMON_PARAMETERS:
+                continue
+            spec = declared.get(name)
+            if spec is None or spec.repeated:
+                spec = self._repeated(api.repeated, declared, name)
+            if not valid(spec, value):
+                raise GatewayError(Err.INVALID_PARAMETER)
+        for name in api.required:
+            if name not in ctx.params and not (
+                name in api.repeated and f"{name}.1" in ctx.params
+            ):
+                raise GatewayError(Err.MISSING_ACTION, name=name)
+
+    @staticmethod
+    def _repeated(repeated: frozenset[str], declared: Mapping[str, ParamSpec], name: str) -> ParamSpec:
+        # A repeated list parameter is declared once and sent as Name.1, Name.2, ... (never bare).
+        match = _REPEATED.fullmatch(name)
+        if match is None or match[1] not in repeated:
+            raise GatewayError(Err.UNSUPPORTED_PARAMETER, name=name)
+        return declared[match[1]]

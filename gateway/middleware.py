@@ -1,0 +1,145 @@
+"""`GatewayMiddleware`: the chain in front of any ASGI app, and the one place errors become bodies."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.accesslog import log_request
+from gateway.chain import build_chain
+from gateway.context import RequestContext
+from gateway.errors import Err, GatewayError
+from gateway.identity import downstream_headers
+from gateway.layers.parse import ClientDisconnected, guess_format
+from gateway.ops import OpsApp
+from gateway.policy import DEMO_POLICY, Policy, load_policy
+from gateway.resources import PolicyResolver, ResourceResolver
+from gateway.respond import Responder, send_error, send_stored
+from gateway.settings import Settings
+from gateway.stores import Store, StoreUnavailable, open_store
+
+log = logging.getLogger("gateway")
+
+Observer = Callable[[RequestContext], None]
+
+
+class GatewayMiddleware:
+    """Checks every HTTP request against the policy before ``app`` sees it (CONTRACT §1–4).
+
+    Configured from ``GATEWAY_*`` variables unless ``settings`` is given; ``policy``, ``store`` and
+    ``resolver`` may be injected (tests, a service with its own resource inventory).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings | None = None,
+        policy: Policy | None = None,
+        store: Store | None = None,
+        resolver: ResourceResolver | None = None,
+        observers: tuple[Observer, ...] = (),
+    ) -> None:
+        self.app = app
+        self.settings = settings = settings or Settings.from_env()
+        if policy is None:
+            if settings.config is None:
+                log.warning("GATEWAY_CONFIG is unset: using the bundled demo policy (%s)", DEMO_POLICY)
+            policy = load_policy(settings.config)
+        self.policy = policy
+        self.store = store or open_store(
+            settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout
+        )
+        self.layers = build_chain(settings, policy, self.store, resolver or PolicyResolver(policy))
+        self.ops = OpsApp(settings.ops_prefix, self.store)
+        self.observers = (*((log_request,) if settings.access_log else ()), *observers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self.app(scope, receive, self._closing_store(send))
+            else:
+                await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(self.ops.prefix + "/"):
+            await self.ops(scope, receive, send)
+            return
+        settings = self.settings
+        ctx = RequestContext.start(scope, receive, settings.default_format, settings.host_id)
+        try:
+            for layer in self.layers:
+                pending = layer.check(ctx)
+                if pending is not None:
+                    await pending
+            if ctx.replay is not None:
+                await send_stored(ctx, send, ctx.replay)
+            else:
+                await self._forward(ctx, scope, send)
+        except GatewayError as exc:
+            guess_format(ctx)
+            await send_error(ctx, send, exc)
+        except ClientDisconnected:
+            ctx.code, ctx.status = "ClientDisconnected", 499
+        except Exception:
+            log.exception("request %s failed in the gateway", ctx.request_id)
+            await send_error(ctx, send, GatewayError(Err.INTERNAL_ERROR))
+        finally:
+            for observe in self.observers:
+                observe(ctx)
+
+    async def _forward(self, ctx: RequestContext, scope: Scope, send: Send) -> None:
+        responder = Responder(ctx, send, capture=ctx.idempotency is not None)
+        downstream = {**scope, "headers": downstream_headers(ctx, scope["headers"]), "gateway": ctx}
+        try:
+            await self.app(downstream, self._replay(ctx), responder)
+        except GatewayError as exc:  # ApiError raised by the wrapped service
+            if responder.started:
+                log.error("request %s: %r raised after the answer started", ctx.request_id, exc)
+                return
+            await send_error(ctx, send, exc)
+        except Exception:
+            log.exception("request %s failed in the wrapped service", ctx.request_id)
+            if not responder.started:
+                await send_error(ctx, send, GatewayError(Err.INTERNAL_ERROR))
+        finally:
+            await self._settle_token(ctx, responder)
+
+    async def _settle_token(self, ctx: RequestContext, responder: Responder) -> None:
+        claim = ctx.idempotency
+        if claim is None or ctx.key is None:
+            return
+        scope = str(ctx.key.account.id)
+        answer = responder.answer
+        try:
+            if answer is not None and answer.status < 500:
+                await self.store.store_answer(scope, claim, answer, self.settings.idempotency_ttl * 1000)
+            else:
+                # The first call failed: let a retry run instead of replaying a failure.
+                await self.store.release(scope, claim)
+        except StoreUnavailable as exc:
+            # The lease expires on its own; until then a retry is told LastTokenProcessing.
+            log.error("could not settle ClientToken of %s: %s", ctx.request_id, exc)
+
+    @staticmethod
+    def _replay(ctx: RequestContext) -> Receive:
+        # The body was read to check it; the wrapped app gets it back untouched, once.
+        sent = False
+
+        async def receive() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": ctx.body, "more_body": False}
+            return await ctx.receive()
+
+        return receive
+
+    def _closing_store(self, send: Send) -> Send:
+        async def on_lifespan(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.store.aclose()
+            await send(message)
+
+        return on_lifespan

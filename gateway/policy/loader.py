@@ -1,0 +1,343 @@
+"""Read and validate the policy file once; every problem is reported as ``file:line: entry: what``.
+
+tomllib gives no positions, so `_Lines` finds each entry's header line in the text: good enough to
+point an operator at the right place, and it costs nothing per request.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from gateway.policy.model import (
+    PARAM_TYPES,
+    RESOURCE_KINDS,
+    AccessKey,
+    Account,
+    ApiSpec,
+    ParamSpec,
+    Policy,
+    Resource,
+    Statement,
+    SubUser,
+)
+from gateway.rates import Rate, parse_rate
+
+DEMO_POLICY = Path(__file__).resolve().parent.parent / "demo_policy.toml"
+
+TOP_LEVEL = ("accounts", "access_keys", "sub_users", "resources", "apis", "limits")
+ACCOUNT_FIELDS = ("id", "name", "real_name_verified", "balance")
+KEY_FIELDS = ("id", "secrets", "secret_env", "account", "user", "enabled", "actions", "denied_params", "quota")
+SUB_USER_FIELDS = ("account", "name", "statements")
+STATEMENT_FIELDS = ("effect", "actions", "resources")
+RESOURCE_FIELDS = ("kind", "id", "account")
+API_FIELDS = (
+    "params", "order", "min_balance", "real_name_required", "idempotent", "owner_required", "ram",
+    "flow", "quota",
+)
+PARAM_FIELDS = (
+    "type", "required", "enum", "pattern", "max_length", "min", "max", "repeated", "resource",
+)
+LIMIT_FIELDS = ("flow", "quota_scope")
+
+
+#: What makes two entries of one table the same entry (a duplicate is an error, not an override).
+_IDENTITY: Mapping[str, Callable[[Any], object]] = MappingProxyType({
+    "accounts": lambda a: a.id,
+    "access_keys": lambda k: k.id,
+    "sub_users": lambda u: (u.account.id, u.name),
+    "resources": lambda r: (r.kind, r.id),
+})
+
+
+class PolicyError(ValueError):
+    """The policy file is wrong; the message is one line naming the file, line, entry and problem."""
+
+
+class _Lines:
+    def __init__(self, text: str) -> None:
+        self._lines = text.splitlines()
+
+    def nth_header(self, table: str, index: int) -> int:
+        pattern = re.compile(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]")
+        seen = -1
+        for number, line in enumerate(self._lines, 1):
+            if pattern.match(line):
+                seen += 1
+                if seen == index:
+                    return number
+        return self.first(table)
+
+    def first(self, *needles: str) -> int:
+        """The first line holding every needle (a header or key naming the entry), else line 1."""
+        for number, line in enumerate(self._lines, 1):
+            if all(needle in line for needle in needles):
+                return number
+        return 1
+
+
+def load_policy(path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Policy:
+    """Load and validate a policy file (None: the bundled demo policy). Raises PolicyError."""
+    file = Path(path) if path is not None else DEMO_POLICY
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{file}: cannot read the policy file: {exc.strerror}") from None
+    return parse_policy(text, str(file), os.environ if environ is None else environ)
+
+
+def parse_policy(text: str, source: str, environ: Mapping[str, str]) -> Policy:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: {exc}") from None
+    return _Builder(source, _Lines(text), environ).build(data)
+
+
+class _Builder:
+    def __init__(self, source: str, lines: _Lines, environ: Mapping[str, str]) -> None:
+        self.source, self.lines, self.environ = source, lines, environ
+
+    def fail(self, line: int, entry: str, problem: str) -> PolicyError:
+        return PolicyError(f"{self.source}:{line}: {entry}: {problem}")
+
+    def build(self, data: dict[str, Any]) -> Policy:
+        self.fields(data, TOP_LEVEL, 1, "policy")
+        limits = self.table(data.get("limits", {}), "limits", self.lines.first("[limits"))
+        self.fields(limits, LIMIT_FIELDS, self.lines.first("[limits"), "limits")
+        accounts = {a.id: a for a in self.each("accounts", data, self.account)}
+        sub_users = {(u.account.id, u.name): u for u in self.each("sub_users", data, self.sub_user, accounts)}
+        keys = {k.id: k for k in self.each("access_keys", data, self.access_key, accounts, sub_users)}
+        resources = {(r.kind, r.id): r for r in self.each("resources", data, self.resource, accounts)}
+        line = self.lines.first("quota_scope")
+        scope = limits.get("quota_scope", "key")
+        if scope not in ("key", "account"):
+            raise self.fail(line, "limits", "quota_scope must be \"key\" or \"account\"")
+        return Policy(
+            source=self.source,
+            accounts=MappingProxyType(accounts),
+            access_keys=MappingProxyType(keys),
+            sub_users=MappingProxyType(sub_users),
+            apis=self.apis(self.table(data.get("apis", {}), "apis", 1)),
+            resources=MappingProxyType(resources),
+            flow=self.rate(limits.get("flow"), self.lines.first("[limits"), "limits"),
+            quota_scope=scope,
+        )
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def each(self, table: str, data: dict[str, Any], make: Callable[..., Any], *ctx: Any) -> Iterable[Any]:
+        entries = data.get(table, [])
+        if not isinstance(entries, list):
+            raise self.fail(self.lines.first(table), table, f"must be an array of tables ([[{table}]])")
+        seen: set[Any] = set()
+        for index, entry in enumerate(entries):
+            line = self.lines.nth_header(table, index)
+            name = f"{table}[{index}]"
+            if not isinstance(entry, dict):
+                raise self.fail(line, name, "must be a table")
+            item = make(entry, line, name, *ctx)
+            ident = _IDENTITY[table](item)
+            if ident in seen:
+                raise self.fail(line, name, f"duplicate entry {ident!r}")
+            seen.add(ident)
+            yield item
+
+    def fields(self, entry: Mapping[str, Any], allowed: tuple[str, ...], line: int, name: str) -> None:
+        unknown = sorted(set(entry) - set(allowed))
+        if unknown:
+            raise self.fail(line, name, f"unknown field {unknown[0]!r} (allowed: {', '.join(allowed)})")
+
+    def table(self, value: Any, name: str, line: int) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(line, name, "must be a table")
+        return value
+
+    def typed(self, entry: Mapping[str, Any], key: str, kind: type | tuple[type, ...], line: int,
+              name: str, default: Any = None) -> Any:
+        value = entry.get(key, default)
+        # bool is an int in Python; a policy that says `id = true` is wrong, not 1.
+        if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and bool not in
+                                                                  (kind if isinstance(kind, tuple) else (kind,)))):
+            raise self.fail(line, name, f"{key} has the wrong type ({type(value).__name__})")
+        return value
+
+    def rate(self, value: Any, line: int, name: str) -> Rate | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(line, name, "a rate must be a string like \"100/minute\"")
+        try:
+            return parse_rate(value)
+        except ValueError as exc:
+            raise self.fail(line, name, str(exc)) from None
+
+    def globs(self, value: Any, line: int, name: str, what: str) -> re.Pattern[str]:
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(line, name, f"{what} must be a non-empty list of glob strings")
+        return re.compile("|".join(f"(?:{fnmatch.translate(glob)})" for glob in value))
+
+    # -- entries ---------------------------------------------------------------------------------
+
+    def account(self, entry: dict[str, Any], line: int, name: str) -> Account:
+        self.fields(entry, ACCOUNT_FIELDS, line, name)
+        ident = self.typed(entry, "id", int, line, name)
+        label = self.typed(entry, "name", str, line, name)
+        if ident is None or ident <= 0 or not label:
+            raise self.fail(line, name, "needs a positive numeric id and a name")
+        return Account(
+            id=ident,
+            name=label,
+            real_name_verified=self.typed(entry, "real_name_verified", bool, line, name, True),
+            balance=float(self.typed(entry, "balance", (int, float), line, name, 0.0)),
+        )
+
+    def owner(self, entry: dict[str, Any], line: int, name: str, accounts: Mapping[int, Account]) -> Account:
+        ident = self.typed(entry, "account", int, line, name)
+        if ident not in accounts:
+            raise self.fail(line, name, f"account {ident!r} is not declared in [[accounts]]")
+        return accounts[ident]
+
+    def sub_user(self, entry: dict[str, Any], line: int, name: str, accounts: Mapping[int, Account]) -> SubUser:
+        self.fields(entry, SUB_USER_FIELDS, line, name)
+        label = self.typed(entry, "name", str, line, name)
+        if not label:
+            raise self.fail(line, name, "needs a name")
+        statements = []
+        for index, raw in enumerate(self.typed(entry, "statements", list, line, name, [])):
+            where = f"{name}.statements[{index}]"
+            if not isinstance(raw, dict):
+                raise self.fail(line, where, "must be a table")
+            self.fields(raw, STATEMENT_FIELDS, line, where)
+            if raw.get("effect") not in ("Allow", "Deny"):
+                raise self.fail(line, where, "effect must be \"Allow\" or \"Deny\"")
+            statements.append(Statement(
+                effect=raw["effect"],
+                actions=self.globs(raw.get("actions"), line, where, "actions"),
+                resources=self.globs(raw.get("resources", ["*"]), line, where, "resources"),
+            ))
+        return SubUser(account=self.owner(entry, line, name, accounts), name=label, statements=tuple(statements))
+
+    def access_key(self, entry: dict[str, Any], line: int, name: str, accounts: Mapping[int, Account],
+                   sub_users: Mapping[tuple[int, str], SubUser]) -> AccessKey:
+        self.fields(entry, KEY_FIELDS, line, name)
+        ident = self.typed(entry, "id", str, line, name)
+        if not ident:
+            raise self.fail(line, name, "needs an id")
+        name = f"{name} ({ident})"
+        account = self.owner(entry, line, name, accounts)
+        secrets = self.secrets(entry, line, name)
+        user_name = self.typed(entry, "user", str, line, name)
+        user = None
+        if user_name is not None:
+            user = sub_users.get((account.id, user_name))
+            if user is None:
+                raise self.fail(line, name, f"sub-user {user_name!r} of account {account.id} is not declared")
+        actions = entry.get("actions", ["*"])
+        denied = self.typed(entry, "denied_params", list, line, name, [])
+        if not all(isinstance(p, str) for p in denied):
+            raise self.fail(line, name, "denied_params must be a list of parameter names")
+        return AccessKey(
+            id=ident,
+            secrets=secrets,
+            account=account,
+            user=user,
+            enabled=self.typed(entry, "enabled", bool, line, name, True),
+            actions=None if actions == ["*"] else self.globs(actions, line, name, "actions"),
+            denied_params=frozenset(denied),
+            quota=self.rate(entry.get("quota"), line, name),
+        )
+
+    def secrets(self, entry: dict[str, Any], line: int, name: str) -> tuple[str, ...]:
+        inline = entry.get("secrets", [])
+        refs = entry.get("secret_env", [])
+        refs = [refs] if isinstance(refs, str) else refs
+        if not isinstance(inline, list) or not isinstance(refs, list):
+            raise self.fail(line, name, "secrets and secret_env must be lists of strings")
+        values = list(inline)
+        for ref in refs:
+            if not isinstance(ref, str) or ref not in self.environ:
+                raise self.fail(line, name, f"secret_env {ref!r} is not set in the environment")
+            values.append(self.environ[ref])
+        if not 1 <= len(values) <= 2 or not all(isinstance(v, str) and v for v in values):
+            raise self.fail(line, name, "needs one or two non-empty secrets (secrets or secret_env)")
+        return tuple(values)
+
+    def resource(self, entry: dict[str, Any], line: int, name: str, accounts: Mapping[int, Account]) -> Resource:
+        self.fields(entry, RESOURCE_FIELDS, line, name)
+        kind, ident = entry.get("kind"), self.typed(entry, "id", str, line, name)
+        if kind not in RESOURCE_KINDS:
+            raise self.fail(line, name, f"kind must be one of {', '.join(RESOURCE_KINDS)}")
+        if not ident:
+            raise self.fail(line, name, "needs an id")
+        return Resource(kind=kind, id=ident, account=self.owner(entry, line, name, accounts).id)
+
+    def apis(self, data: dict[str, Any]) -> Mapping[str, Mapping[str, ApiSpec]]:
+        versions: dict[str, Mapping[str, ApiSpec]] = {}
+        for version, actions in data.items():
+            line = self.lines.first("apis", version)
+            actions = self.table(actions, f"apis.{version}", line)
+            versions[version] = MappingProxyType({
+                action: self.api(version, action, self.table(raw, f"apis.{version}.{action}", line))
+                for action, raw in actions.items()
+            })
+        return MappingProxyType(versions)
+
+    def api(self, version: str, action: str, raw: dict[str, Any]) -> ApiSpec:
+        line = self.lines.first(version, action)
+        name = f"apis.{version}.{action}"
+        self.fields(raw, API_FIELDS, line, name)
+        params = {
+            pname: self.param(pname, self.table(spec, f"{name}.params.{pname}", line), line, name)
+            for pname, spec in self.table(raw.get("params", {}), f"{name}.params", line).items()
+        }
+        return ApiSpec(
+            version=version,
+            action=action,
+            params=MappingProxyType(params),
+            order=self.typed(raw, "order", bool, line, name, False),
+            min_balance=float(self.typed(raw, "min_balance", (int, float), line, name, 0.0)),
+            real_name_required=self.typed(raw, "real_name_required", bool, line, name, False),
+            idempotent=self.typed(raw, "idempotent", bool, line, name, False),
+            owner_required=self.typed(raw, "owner_required", bool, line, name, False),
+            ram=self.typed(raw, "ram", bool, line, name, True),
+            flow=self.rate(raw.get("flow"), line, name),
+            quota=self.rate(raw.get("quota"), line, name),
+            repeated=frozenset(p.name for p in params.values() if p.repeated),
+            required=tuple(p.name for p in params.values() if p.required),
+            resource_params=tuple(p for p in params.values() if p.resource),
+        )
+
+    def param(self, pname: str, raw: dict[str, Any], line: int, api: str) -> ParamSpec:
+        name = f"{api}.params.{pname}"
+        self.fields(raw, PARAM_FIELDS, line, name)
+        kind = raw.get("type", "String")
+        if kind not in PARAM_TYPES:
+            raise self.fail(line, name, f"type must be one of {', '.join(PARAM_TYPES)}")
+        enum = self.typed(raw, "enum", list, line, name)
+        pattern = self.typed(raw, "pattern", str, line, name)
+        try:
+            compiled = re.compile(pattern) if pattern is not None else None
+        except re.error as exc:
+            raise self.fail(line, name, f"pattern does not compile: {exc}") from None
+        resource = raw.get("resource")
+        if resource is not None and resource not in RESOURCE_KINDS:
+            raise self.fail(line, name, f"resource must be one of {', '.join(RESOURCE_KINDS)}")
+        return ParamSpec(
+            name=pname,
+            type=kind,
+            required=self.typed(raw, "required", bool, line, name, False),
+            enum=frozenset(str(v) for v in enum) if enum is not None else None,
+            pattern=compiled,
+            max_length=self.typed(raw, "max_length", int, line, name),
+            min=self.typed(raw, "min", (int, float), line, name),
+            max=self.typed(raw, "max", (int, float), line, name),
+            repeated=self.typed(raw, "repeated", bool, line, name, False),
+            resource=resource,
+        )

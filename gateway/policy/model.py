@@ -1,0 +1,125 @@
+"""The policy, as the layers read it: immutable, indexed for O(1) lookups, built once at start."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from gateway.rates import Rate
+
+#: Resource kinds a parameter may name, keyed as the policy spells them.
+RESOURCE_KINDS = ("instance", "disk", "security_group", "snapshot", "image")
+PARAM_TYPES = ("String", "Integer", "Long", "Boolean", "Float")
+QuotaScope = Literal["key", "account"]
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+    real_name_verified: bool = True
+    balance: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    effect: Literal["Allow", "Deny"]
+    actions: re.Pattern[str]
+    # Matched against "kind/id" of each resource a request names, or "*" when it names none, so
+    # a statement scoped to some resources never grants account-wide calls.
+    resources: re.Pattern[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SubUser:
+    account: Account
+    name: str
+    statements: tuple[Statement, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    id: str
+    secrets: tuple[str, ...]
+    account: Account
+    user: SubUser | None = None
+    enabled: bool = True
+    actions: re.Pattern[str] | None = None  # None: every action
+    denied_params: frozenset[str] = frozenset()
+    quota: Rate | None = None
+
+    def __repr__(self) -> str:
+        # Secrets must never reach a log line, a traceback or an error body.
+        return f"AccessKey(id={self.id!r}, account={self.account.id}, user={self.user and self.user.name!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    name: str
+    type: str = "String"
+    required: bool = False
+    enum: frozenset[str] | None = None
+    pattern: re.Pattern[str] | None = None
+    max_length: int | None = None
+    min: float | None = None
+    max: float | None = None
+    repeated: bool = False
+    resource: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSpec:
+    version: str
+    action: str
+    params: Mapping[str, ParamSpec] = field(default_factory=lambda: MappingProxyType({}))
+    order: bool = False
+    min_balance: float = 0.0
+    real_name_required: bool = False
+    idempotent: bool = False
+    owner_required: bool = False
+    ram: bool = True
+    flow: Rate | None = None
+    quota: Rate | None = None
+    # Declared repeated parameters, for matching "Name.N" without scanning every spec per request.
+    repeated: frozenset[str] = frozenset()
+    required: tuple[str, ...] = ()
+    resource_params: tuple[ParamSpec, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    kind: str
+    id: str
+    account: int
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    source: str
+    accounts: Mapping[int, Account]
+    access_keys: Mapping[str, AccessKey]
+    sub_users: Mapping[tuple[int, str], SubUser]
+    apis: Mapping[str, Mapping[str, ApiSpec]]  # Version -> Action -> spec
+    resources: Mapping[tuple[str, str], Resource]
+    flow: Rate | None = None
+    quota_scope: QuotaScope = "key"
+
+    def api(self, version: str, action: str) -> ApiSpec | None:
+        return self.apis.get(version, _NO_APIS).get(action)
+
+    def summary(self) -> str:
+        n_apis = sum(len(actions) for actions in self.apis.values())
+        return (
+            f"{self.source}: {len(self.accounts)} accounts, {len(self.access_keys)} access keys, "
+            f"{len(self.sub_users)} sub-users, {n_apis} APIs in {len(self.apis)} versions, "
+            f"{len(self.resources)} resources, global flow {self.flow or 'unlimited'}, "
+            f"quotas per {self.quota_scope}"
+        )
+
+
+_NO_APIS: Mapping[str, ApiSpec] = MappingProxyType({})

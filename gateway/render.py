@@ -1,0 +1,78 @@
+"""Error and success bodies in XML and JSON (CONTRACT §3).
+
+Exact bytes matter: the SDKs compare the content type as a string (``text/xml;charset=utf-8``, no
+space) and read fields by name, so bodies are compact and fields come in the documented order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import Any
+from xml.sax.saxutils import escape
+
+import xmltodict
+
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+CONTENT_TYPES = {"XML": "text/xml;charset=utf-8", "JSON": "application/json;charset=utf-8"}
+
+# XML 1.0 cannot carry these characters at all, even escaped; a value that holds one (a NUL in an
+# echoed parameter, say) would make the whole answer unparseable, so they are dropped.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _xml_text(value: str) -> str:
+    return escape(_XML_ILLEGAL.sub("", value))
+
+
+@lru_cache(maxsize=4096)
+def _error_parts(fmt: str, host_id: str, code: str, message: str) -> tuple[bytes, bytes]:
+    # Everything but the RequestId is the same for every refusal of one kind: build it once.
+    if fmt == "XML":
+        head = f"{XML_DECLARATION}<Error><RequestId>"
+        tail = (
+            f"</RequestId><HostId>{_xml_text(host_id)}</HostId><Code>{_xml_text(code)}</Code>"
+            f"<Message>{_xml_text(message)}</Message></Error>"
+        )
+    else:
+        head = '{"RequestId":"'
+        tail = f'","HostId":{_compact(host_id)},"Code":{_compact(code)},"Message":{_compact(message)}}}'
+    return head.encode(), tail.encode()
+
+
+def error_body(fmt: str, request_id: str, host_id: str, code: str, message: str) -> bytes:
+    """The error body; ``request_id`` is ours (a UUID), so it needs no escaping."""
+    head, tail = _error_parts(fmt, host_id, code, message)
+    return head + request_id.encode() + tail
+
+
+def _itemize(name: str, value: Any) -> Any:
+    """Give bare JSON lists the Aliyun XML shape: the repeated item element inside its container.
+
+    Aliyun's own JSON already says ``{"Regions": {"Region": [...]}}``, which xmltodict renders as
+    wanted. A service that answers ``{"Regions": [...]}`` gets the item named by dropping the
+    container's plural ``s`` (``Regions`` -> ``Region``), or ``item`` when there is none.
+    """
+    if isinstance(value, dict):
+        return {key: _itemize(key, item) for key, item in value.items()}
+    if isinstance(value, list):
+        item = name[:-1] if len(name) > 1 and name.endswith("s") else "item"
+        return {item: [_itemize(item, element) for element in value]}
+    if isinstance(value, str):
+        return _XML_ILLEGAL.sub("", value)
+    return value
+
+
+def success_body(fmt: str, action: str, data: dict[str, Any]) -> bytes:
+    """A success answer in the caller's format; XML's root element is ``{Action}Response``."""
+    if fmt == "JSON":
+        return _compact(data).encode()
+    root = f"{action or 'Gateway'}Response"
+    content = {key: _itemize(key, value) for key, value in data.items()}
+    body: str = xmltodict.unparse({root: content}, full_document=False, short_empty_elements=False)
+    return (XML_DECLARATION + body).encode()

@@ -1,0 +1,144 @@
+"""What the gateway sends: refusals, replays, and the wrapped service's answers in the caller's format."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import Message, Send
+
+from gateway.context import RequestContext
+from gateway.errors import GatewayError
+from gateway.render import CONTENT_TYPES, error_body, success_body
+from gateway.stores import StoredAnswer
+
+REQUEST_ID_HEADER = b"x-acs-request-id"
+# An answer larger than this is streamed rather than kept for a ClientToken replay.
+MAX_STORED_ANSWER = 1_048_576
+
+
+def _start(status: int, content_type: str, length: int, request_id: str,
+           extra: list[tuple[bytes, bytes]] | None = None) -> Message:
+    headers = [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(length).encode()),
+        (REQUEST_ID_HEADER, request_id.encode()),
+    ]
+    if extra:
+        headers.extend(extra)
+    return {"type": "http.response.start", "status": status, "headers": headers}
+
+
+async def send_error(ctx: RequestContext, send: Send, exc: GatewayError) -> None:
+    ctx.code, ctx.status = exc.code, exc.status
+    await send_error_body(ctx, send, exc.status, exc.code, exc.message,
+                          [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()])
+
+
+async def send_error_body(ctx: RequestContext, send: Send, status: int, code: str, message: str,
+                          extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = error_body(ctx.format, ctx.request_id, ctx.host_id, code, message)
+    await send(_start(status, CONTENT_TYPES[ctx.format], len(body), ctx.request_id, extra))
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_stored(ctx: RequestContext, send: Send, answer: StoredAnswer) -> None:
+    ctx.status = answer.status
+    await send(_start(answer.status, answer.content_type, len(answer.body), ctx.request_id))
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")
+
+
+class Responder:
+    """The ``send`` given to the wrapped app for one request.
+
+    JSON answers are held until complete, then rendered in the caller's format (a success gains a
+    RequestId and loses any top-level Code; an error with a Code becomes the standard error body).
+    Anything else streams through untouched, with the request id header added. With ``capture``
+    set, the final answer is kept for a ClientToken replay.
+    """
+
+    def __init__(self, ctx: RequestContext, send: Send, *, capture: bool) -> None:
+        self.ctx, self.send, self.capture = ctx, send, capture
+        self.started = False
+        self.answer: StoredAnswer | None = None
+        self._held: Message | None = None
+        self._chunks: list[bytes] = []
+        self._content_type = ""
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.ctx.status = message["status"]
+            content_type = next((v for k, v in message.get("headers", []) if k.lower() == b"content-type"), b"")
+            self._content_type = content_type.decode("latin-1")
+            if _is_json(content_type):
+                self._held = message
+                return
+            message = {**message, "headers": [*message.get("headers", []),
+                                              (REQUEST_ID_HEADER, self.ctx.request_id.encode())]}
+            await self.send(message)
+            return
+        if message["type"] != "http.response.body":
+            await self.send(message)
+            return
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        if self._held is None:
+            self._keep(body, more)
+            await self.send(message)
+            return
+        self._chunks.append(body)
+        if not more:
+            await self._render(self._held, b"".join(self._chunks))
+
+    def _keep(self, body: bytes, more: bool) -> None:
+        if not self.capture:
+            return
+        self._chunks.append(body)
+        size = sum(len(c) for c in self._chunks)
+        if size > MAX_STORED_ANSWER:
+            self.capture = False
+            self._chunks = []
+        elif not more:
+            self.answer = StoredAnswer(self.ctx.status, self._content_type, b"".join(self._chunks))
+
+    async def _render(self, start: Message, raw: bytes) -> None:
+        ctx = self.ctx
+        status: int = start["status"]
+        try:
+            data: Any = json.loads(raw) if raw else None
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            await self._passthrough(start, raw)
+            return
+        if status >= 400 and "Code" in data:
+            ctx.code = str(data["Code"])
+            body = error_body(ctx.format, ctx.request_id, ctx.host_id, ctx.code, str(data.get("Message", "")))
+        elif 200 <= status < 300:
+            data.pop("Code", None)  # some SDKs read a Code in a 200 answer as an error
+            if "RequestId" not in data:
+                data = {"RequestId": ctx.request_id, **data}
+            body = success_body(ctx.format, ctx.action or "", data)
+        else:
+            await self._passthrough(start, raw)
+            return
+        content_type = CONTENT_TYPES[ctx.format]
+        kept = [(k, v) for k, v in start.get("headers", [])
+                if k.lower() not in (b"content-type", b"content-length", REQUEST_ID_HEADER)]
+        await self.send(_start(status, content_type, len(body), ctx.request_id, kept))
+        await self.send({"type": "http.response.body", "body": body})
+        if self.capture:
+            self.answer = StoredAnswer(status, content_type, body)
+
+    async def _passthrough(self, start: Message, raw: bytes) -> None:
+        await self.send({**start, "headers": [*start.get("headers", []),
+                                              (REQUEST_ID_HEADER, self.ctx.request_id.encode())]})
+        await self.send({"type": "http.response.body", "body": raw})
+        if self.capture:
+            self.answer = StoredAnswer(start["status"], self._content_type, raw)

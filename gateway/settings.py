@@ -1,0 +1,183 @@
+"""One frozen, typed settings object built from ``GATEWAY_*`` variables.
+
+The variables are a table (`VARIABLES`): name, default, parser and one line of documentation. The
+README's configuration reference is generated from the same rows, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+FORMATS = ("XML", "JSON")
+FAIL_OPEN_LAYERS = ("quota", "flow")
+
+
+class SettingsError(ValueError):
+    """A bad ``GATEWAY_*`` value; its message names the variable and says what is wrong."""
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+def _opt_str(raw: str) -> str | None:
+    return raw or None
+
+
+def _int_min(low: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if value < low:
+            raise ValueError(f"must be at least {low}")
+        return value
+
+    return parse
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _csv(options: tuple[str, ...] | None = None) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        items = tuple(item.strip() for item in raw.split(",") if item.strip())
+        if options is not None:
+            unknown = [item for item in items if item not in options]
+            if unknown:
+                raise ValueError(f"unknown {', '.join(unknown)} (allowed: {', '.join(options)})")
+        return items
+
+    return parse
+
+
+def _path_prefix(raw: str) -> str:
+    if not raw.startswith("/") or raw.endswith("/") or len(raw) < 2:
+        raise ValueError("must start with / and not end with / (e.g. /_gateway)")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    env: str
+    field: str
+    default: str
+    parse: Callable[[str], Any]
+    doc: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("GATEWAY_CONFIG", "config", "", _opt_str,
+             "Path of the policy file (TOML). Unset: the bundled demo policy, with a warning."),
+    Variable("GATEWAY_HOST", "host", "127.0.0.1", _str, "Address `gateway serve` listens on."),
+    Variable("GATEWAY_PORT", "port", "8080", _int_min(0), "Port `gateway serve` listens on."),
+    Variable("GATEWAY_WORKERS", "workers", "1", _int_min(1),
+             "Worker processes for `gateway serve`; more than one requires GATEWAY_REDIS_URL."),
+    Variable("GATEWAY_LOG_LEVEL", "log_level", "info", _choice(LOG_LEVELS), "Log level."),
+    Variable("GATEWAY_ACCESS_LOG", "access_log", "true", _bool,
+             "One JSON line per request on the `gateway.access` logger (never a secret or signature)."),
+    Variable("GATEWAY_HOST_ID", "host_id", "", _opt_str,
+             "HostId in error bodies. Unset: the host the request addressed (its Host header)."),
+    Variable("GATEWAY_DEFAULT_FORMAT", "default_format", "XML", _choice(FORMATS, upper=True),
+             "Answer format when the caller gives no Format (and, for V3, no Accept)."),
+    Variable("GATEWAY_MAX_BODY_BYTES", "max_body_bytes", "1048576", _int_min(0),
+             "Largest request body read; a longer one is refused with InvalidParameter."),
+    Variable("GATEWAY_TIMESTAMP_SKEW", "timestamp_skew", "3600", _int_min(1),
+             "Seconds a Timestamp may differ from the server clock (IllegalTimestamp beyond)."),
+    Variable("GATEWAY_SIGNATURE_METHODS", "signature_methods", "HMAC-SHA1,HMAC-SHA256",
+             _csv(("HMAC-SHA1", "HMAC-SHA256")), "Accepted SignatureMethod values for version 1.0."),
+    Variable("GATEWAY_REDIS_URL", "redis_url", "", _opt_str,
+             "Shared state in Redis (redis://, rediss://, unix://, or a cluster). Unset: in-memory."),
+    Variable("GATEWAY_REDIS_PREFIX", "redis_prefix", "gw", _str, "Prefix of every Redis key."),
+    Variable("GATEWAY_REDIS_TIMEOUT", "redis_timeout", "0.25", _positive_float,
+             "Seconds to wait for Redis (connect and each command) before ServiceUnavailable."),
+    Variable("GATEWAY_FAIL_OPEN", "fail_open", "", _csv(FAIL_OPEN_LAYERS),
+             "Layers that admit when Redis is down (quota, flow); off by default, logged and counted."),
+    Variable("GATEWAY_IDEMPOTENCY_TTL", "idempotency_ttl", "86400", _int_min(1),
+             "Seconds a ClientToken's stored answer is replayed."),
+    Variable("GATEWAY_IDEMPOTENCY_LEASE", "idempotency_lease", "60", _int_min(1),
+             "Seconds a ClientToken stays 'processing' if its gateway dies mid-request."),
+    Variable("GATEWAY_UPSTREAM_URL", "upstream_url", "", _opt_str,
+             "Reverse-proxy target of `gateway serve`. Unset: the bundled demo service."),
+    Variable("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", "upstream_connect_timeout", "2", _positive_float,
+             "Seconds to connect to the upstream (ServiceUnavailable beyond)."),
+    Variable("GATEWAY_UPSTREAM_READ_TIMEOUT", "upstream_read_timeout", "30", _positive_float,
+             "Seconds to wait for the upstream's answer (ServiceUnavailable beyond)."),
+    Variable("GATEWAY_OPS_PREFIX", "ops_prefix", "/_gateway", _path_prefix,
+             "Path prefix of the health and metrics endpoints (never served as API calls)."),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    config: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    log_level: str = "info"
+    access_log: bool = True
+    host_id: str | None = None
+    default_format: str = "XML"
+    max_body_bytes: int = 1_048_576
+    timestamp_skew: int = 3600
+    signature_methods: tuple[str, ...] = ("HMAC-SHA1", "HMAC-SHA256")
+    redis_url: str | None = None
+    redis_prefix: str = "gw"
+    redis_timeout: float = 0.25
+    fail_open: tuple[str, ...] = ()
+    idempotency_ttl: int = 86400
+    idempotency_lease: int = 60
+    upstream_url: str | None = None
+    upstream_connect_timeout: float = 2.0
+    upstream_read_timeout: float = 30.0
+    ops_prefix: str = "/_gateway"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every ``GATEWAY_*`` variable; ``overrides`` (already typed) win over the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for var in VARIABLES:
+            raw = env.get(var.env, var.default)
+            try:
+                values[var.field] = var.parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{var.env}={raw!r}: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
+
+
+def _check_table() -> None:
+    # A row without a field (or a field without a row) would silently never be configurable.
+    names = {f.name for f in fields(Settings)}
+    rows = {var.field for var in VARIABLES}
+    if names != rows:
+        raise RuntimeError(f"settings table and Settings differ: {sorted(names ^ rows)}")
+
+
+_check_table()
