@@ -1,0 +1,47 @@
+"""Real servers for integration tests: uvicorn on a free port, started and stopped by the test."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(predicate: object, timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until it is true: readiness is observed, never assumed after a sleep."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.005)
+    raise TimeoutError(f"{what} not reached within {timeout} s")
+
+
+@contextmanager
+def serve_in_thread(app: ASGIApp, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn in a background thread; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port or free_port(), log_level="warning",
+                            access_log=False, lifespan="auto")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started or not thread.is_alive(), what="uvicorn start")
+        if not server.started:
+            raise RuntimeError("uvicorn did not start")
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
