@@ -55,6 +55,7 @@ class RequestContext:
     quota_remaining: int | None = None
     code: str = "OK"
     status: int = 0
+    store_error: bool = False  # the store could not be reached for this request
 
     @classmethod
     def start(cls, scope: Scope, receive: Receive, default_format: str, host_id: str | None) -> RequestContext:

@@ -46,6 +46,7 @@ class AdmitLayer:
         try:
             verdict: Verdict = await self.store.admit(ticket)
         except StoreUnavailable as exc:
+            ctx.store_error = True
             log.error("store unavailable, refusing %s: %s", ctx.request_id, exc)
             raise GatewayError(Err.SERVICE_UNAVAILABLE) from None
         outcome = verdict.outcome
