@@ -44,6 +44,7 @@ class RequestContext:
     nonce: str | None = None
     timestamp: str | None = None
     v3: V3Authorization | None = None
+    format_known: bool = False  # Format (or Accept) has been read: refusals may use ctx.format
 
     # What the layers learn.
     api: ApiSpec | None = None

@@ -51,21 +51,34 @@ def error_body(fmt: str, request_id: str, host_id: str, code: str, message: str)
     return head + request_id.encode() + tail
 
 
-def _itemize(name: str, value: Any) -> Any:
-    """Give bare JSON lists the Aliyun XML shape: the repeated item element inside its container.
+def _itemize(value: Any) -> Any:
+    """Give JSON lists the Aliyun XML shape: the repeated item element inside its container.
 
-    Aliyun's own JSON already says ``{"Regions": {"Region": [...]}}``, which xmltodict renders as
-    wanted. A service that answers ``{"Regions": [...]}`` gets the item named by dropping the
-    container's plural ``s`` (``Regions`` -> ``Region``), or ``item`` when there is none.
+    Aliyun's own JSON already says ``{"Regions": {"Region": [...]}}``: a list that is the only
+    member of its object is the item list, rendered as repeated ``<Region>`` elements. A list among
+    other members (``{"TotalCount": 2, "Regions": [...]}``) is a bare container: it gets an item
+    element named by dropping the plural ``s`` (``Regions`` -> ``Region``), or ``item``.
     """
     if isinstance(value, dict):
-        return {key: _itemize(key, item) for key, item in value.items()}
-    if isinstance(value, list):
-        item = name[:-1] if len(name) > 1 and name.endswith("s") else "item"
-        return {item: [_itemize(item, element) for element in value]}
+        return _members(value, container=len(value) == 1)
     if isinstance(value, str):
         return _XML_ILLEGAL.sub("", value)
     return value
+
+
+def _members(value: dict[str, Any], *, container: bool) -> dict[str, Any]:
+    out = {}
+    for key, item in value.items():
+        if isinstance(item, list):
+            elements = [_itemize(element) for element in item]
+            out[key] = elements if container else {_singular(key): elements}
+        else:
+            out[key] = _itemize(item)
+    return out
+
+
+def _singular(name: str) -> str:
+    return name[:-1] if len(name) > 1 and name.endswith("s") else "item"
 
 
 def success_body(fmt: str, action: str, data: dict[str, Any]) -> bytes:
@@ -73,6 +86,7 @@ def success_body(fmt: str, action: str, data: dict[str, Any]) -> bytes:
     if fmt == "JSON":
         return _compact(data).encode()
     root = f"{action or 'Gateway'}Response"
-    content = {key: _itemize(key, value) for key, value in data.items()}
-    body: str = xmltodict.unparse({root: content}, full_document=False, short_empty_elements=False)
+    # The root is never a container: its lists always get their item element.
+    body: str = xmltodict.unparse({root: _members(data, container=False)}, full_document=False,
+                                  short_empty_elements=False)
     return (XML_DECLARATION + body).encode()

@@ -15,17 +15,20 @@ _FORMAT_IN_QUERY = re.compile(rb"(?:^|&)Format=([A-Za-z]{3,4})(?:&|$)")
 
 
 def guess_format(ctx: RequestContext) -> None:
-    """For a refusal before parsing (a PUT, a bad escape): the Format the caller most likely wants.
-
-    Never raises: it only picks the language of an error that is already decided.
+    """For a refusal decided before the common parameters were read (a PUT, a bad escape, a
+    parameter given twice): the Format the caller most likely wants. It only picks the language of
+    an error that is already decided, so it never raises.
     """
-    if ctx.params:
+    if ctx.format_known:
         return
     if ctx.headers.get("authorization", "").startswith("ACS3-"):
         ctx.format = "XML" if "xml" in ctx.headers.get("accept", "").lower() else "JSON"
-    match = _FORMAT_IN_QUERY.search(ctx.query_string)
-    if match is not None:
-        ctx.format = FORMATS.get(match[1].decode().lower(), ctx.format)
+    given = ctx.params.get("Format")
+    if given is None:
+        match = _FORMAT_IN_QUERY.search(ctx.query_string)
+        given = match[1].decode() if match is not None else None
+    if given is not None:
+        ctx.format = FORMATS.get(given.lower(), ctx.format)
 
 
 class ClientDisconnected(Exception):
@@ -56,6 +59,7 @@ class ParseLayer:
             self._common_v3(ctx, authorization)
         else:
             self._common_v1(ctx)
+        ctx.format_known = True
 
     async def _read_body(self, ctx: RequestContext) -> bytes:
         chunks: list[bytes] = []
