@@ -1,0 +1,155 @@
+"""What every bench script shares: servers under uvicorn, pre-signed requests, wrk runs, medians.
+
+Figures are ratios against a baseline measured in the same run, from alternating rounds: these
+machines are shared and noisy, so an absolute number means little and a ratio means more.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit("wrk is missing: apt-get install -y wrk (Debian package)")
+    return wrk
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError as exc:
+            if getattr(exc, "code", None) is not None:
+                return  # any HTTP answer means the server is up
+            time.sleep(0.02)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@contextmanager
+def uvicorn_server(target: str, env: Mapping[str, str] | None = None, *, factory: bool = True,
+                   ready_path: str = "/") -> Iterator[str]:
+    """One uvicorn worker with uvloop and httptools, as the benches are specified; yields its URL."""
+    port = free_port()
+    args = [PYTHON, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+            "--http", "httptools", "--no-access-log", "--log-level", "warning", "--workers", "1"]
+    if factory:
+        args.append("--factory")
+    process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + ready_path)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="bench-redis-")
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
+                             text=True).stdout.strip() != "PONG":
+            if time.monotonic() > deadline:
+                raise TimeoutError("redis-server did not start")
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def write_paths(make_path: Callable[[int], str], count: int) -> Path:
+    """A file of ``count`` request paths (one per line) for lua/paths.lua."""
+    handle = tempfile.NamedTemporaryFile("w", prefix="bench-paths-", suffix=".txt", delete=False)
+    with handle:
+        handle.writelines(make_path(i) + "\n" for i in range(count))
+    return Path(handle.name)
+
+
+@dataclass
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    requests: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if match is None:
+        raise ValueError(f"wrk latency {text!r}")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def wrk(url: str, *, seconds: int = 5, connections: int = 32, threads: int = 1,
+        paths: Path | None = None) -> Load:
+    args = [require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    env = dict(os.environ)
+    if paths is not None:
+        args += ["-s", str(HERE / "lua" / "paths.lua")]
+        env["PATHS_FILE"] = str(paths)
+    out = subprocess.run([*args, url], capture_output=True, text=True, env=env, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out)[1])  # type: ignore[index]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out)[1])  # type: ignore[index]
+    requests = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return Load(rps, p50, p99, int(bad[1]) if bad else 0, requests)
+
+
+def median_load(loads: list[Load]) -> Load:
+    return Load(
+        rps=statistics.median(load.rps for load in loads),
+        p50_ms=statistics.median(load.p50_ms for load in loads),
+        p99_ms=statistics.median(load.p99_ms for load in loads),
+        non_2xx=sum(load.non_2xx for load in loads),
+        requests=sum(load.requests for load in loads),
+    )
+
+
+def table(rows: list[tuple[str, Load]], baseline: Load) -> str:
+    lines = ["| case | requests/s | p50 ms | p99 ms | × baseline | non-2xx |", "|---|---|---|---|---|---|"]
+    for name, load in rows:
+        lines.append(f"| {name} | {load.rps:,.0f} | {load.p50_ms:.2f} | {load.p99_ms:.2f} | "
+                     f"{load.rps / baseline.rps:.2f} | {load.non_2xx} |")
+    return "\n".join(lines)
