@@ -444,3 +444,39 @@ def test_v3_host_is_signed_with_its_port(gateway: LiveGateway) -> None:
     refused = httpx.get(f"{gateway.url}/?{_encode({'Text': VALUE})}", headers=headers)
     assert (refused.status_code, _code(refused)) == (400, "IncompleteSignature")
 
+
+# --- one request, one API -------------------------------------------------------------------------
+# The layers authorize the Action the request is verified as; a second, different Action (or
+# Version) beside it would be what a service behind the gateway that reads the other place runs.
+# LTAIreadonly may only call Describe*.
+
+
+def test_v3_query_action_must_be_the_signed_action(gateway: LiveGateway) -> None:
+    before = sum(gateway.service.executed.values())
+    for name, value in (("Action", "DeleteInstance"), ("Version", "2016-01-01")):
+        headers = sign_request_v3(method="GET", host=host_of(gateway.url), query={name: value},
+                                  action="DescribeRegions", version=VERSION, access_key_id="LTAIreadonly",
+                                  secret=SECRETS["LTAIreadonly"])
+        refused = httpx.get(f"{gateway.url}/?{name}={value}", headers=headers)
+        assert (refused.status_code, _code(refused)) == (400, "InvalidParameter"), refused.text
+        assert refused.headers["content-type"] == "application/json;charset=utf-8"
+    assert sum(gateway.service.executed.values()) == before
+    # Naming the same API in both places is harmless.
+    headers = _v3(gateway, "GET", {"Action": ACTION, "Version": VERSION})
+    _accepted(httpx.get(f"{gateway.url}/?Action={ACTION}&Version={VERSION}", headers=headers), Action=ACTION)
+
+
+def test_v1_x_acs_headers_must_name_the_signed_action(gateway: LiveGateway) -> None:
+    before = sum(gateway.service.executed.values())
+    for header, value in (("x-acs-action", "DeleteInstance"), ("x-acs-version", "2016-01-01")):
+        signed = sign_request_v1({"Action": "DescribeRegions", "Version": VERSION, "Format": "JSON"},
+                                 access_key_id="LTAIreadonly", secret=SECRETS["LTAIreadonly"])
+        refused = httpx.get(f"{gateway.url}/?{_encode(signed)}", headers={header: value})
+        assert (refused.status_code, _code(refused)) == (400, "InvalidParameter"), refused.text
+        assert refused.headers["content-type"] == "application/json;charset=utf-8"
+    assert sum(gateway.service.executed.values()) == before
+    # sdk-core and tea-openapi "v2" send both, equal: accepted (as the SDK tests above show).
+    signed = _v1(Text=VALUE)
+    response = httpx.get(f"{gateway.url}/?{_encode(signed)}",
+                         headers={"x-acs-action": ACTION, "x-acs-version": VERSION})
+    _accepted(response, Text=VALUE)

@@ -13,6 +13,12 @@ FORMATS = {"xml": "XML", "json": "JSON"}
 
 _FORMAT_IN_QUERY = re.compile(rb"(?:^|&)Format=([A-Za-z]{3,4})(?:&|$)")
 
+# The API a request calls, named as a parameter and as a header. V1 reads the parameter and leaves the
+# header unsigned; V3 reads the header and signs the parameter along with the query. Either way the
+# layers authorize one of them, and a service behind the gateway may dispatch on the other: the two
+# must agree wherever both are sent (sdk-core and tea-openapi "v2" send both, equal).
+_API_NAMED_TWICE = (("Action", "x-acs-action"), ("Version", "x-acs-version"))
+
 
 def guess_format(ctx: RequestContext) -> None:
     """For a refusal decided before the common parameters were read (a PUT, a bad escape, a
@@ -89,6 +95,7 @@ class ParseLayer:
         fmt = params.get("Format")
         if fmt is not None:
             ctx.format = self._format(fmt)
+        self._one_api(ctx)
 
     def _common_v3(self, ctx: RequestContext, authorization: str) -> None:
         try:
@@ -111,6 +118,14 @@ class ParseLayer:
         else:
             # V3 carries no Format: JSON unless the Accept header asks for XML (CONTRACT §3).
             ctx.format = "XML" if "xml" in headers.get("accept", "").lower() else "JSON"
+        self._one_api(ctx)
+
+    @staticmethod
+    def _one_api(ctx: RequestContext) -> None:
+        for name, header in _API_NAMED_TWICE:
+            param, sent = ctx.params.get(name), ctx.headers.get(header)
+            if param is not None and sent is not None and param != sent:
+                raise BadInput(f"{name} {param!r} and {header} {sent!r} name different APIs")
 
     @staticmethod
     def _format(value: str) -> str:
