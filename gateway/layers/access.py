@@ -19,7 +19,7 @@ NOT_FOUND = MappingProxyType({
 
 
 def _named_resources(api: ApiSpec, params: dict[str, str]) -> list[tuple[str, str]]:
-    named = []
+    named: list[tuple[str, str]] = []
     for spec in api.resource_params:
         kind = spec.resource or ""
         if spec.repeated:
