@@ -1,0 +1,272 @@
+"""The Redis store: state shared by every gateway process, one script call per request.
+
+Key layout (``prefix`` defaults to ``gw``; ``{...}`` is the Redis Cluster hash tag)::
+
+    gw:{<scope>}:n:<nonce>     nonce claim            SET PX nonce_ttl
+    gw:{<scope>}:q:<key>       quota "window:used"    SET PX until the window ends, then KEEPTTL
+    gw:{<scope>}:i:<token>     idempotency hash       state p(ending)/d(one), owner, fp[, answer]
+    gw:{f:<key>}               flow-control GCRA TAT  SET PX until the TAT has passed
+
+Every per-request key carries the caller's scope as its hash tag, so `admit.lua` may touch them all
+in one slot. A quota key holds its window index rather than being named by it: the window comes from
+the server clock, known only inside the script, and a script may touch only the keys it is handed.
+
+Flow keys are system-wide, so in Redis Cluster they hash elsewhere (one tag per flow key, spreading
+per-API limits over the nodes). There `admit` takes them first, one `admit.lua` call per slot
+(concurrently), then runs the scope's nonce/quota/idempotency part as a second call; if any flow
+take or the scope part refuses, the flow takes already made are refunded (GCRA refunds are exact).
+Trade-offs, cluster only: an admitted request with flow takes costs two round trips (three when
+refused after its flow was taken); a refused request briefly holds flow capacity until its refund;
+if Redis fails between the calls, the refund may be lost, so flow errs towards refusing, never
+admitting more. Nonces and quotas stay in the one atomic scope call, so a nonce is still accepted
+once and a quota never over-admits. Flow is decided before the nonce there: a flow-limited replay
+gets FLOW_LIMITED, not NONCE_USED. Single-node Redis does everything in one call.
+
+Failures are never retried inside redis-py (``Retry(NoBackoff(), 0)``): a script whose reply was lost
+may have committed, and running it again would burn the nonce or take the quota twice. A dead
+connection is dropped by redis-py and the next call reconnects, so the store recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.crc import key_slot
+from redis.exceptions import RedisClusterException, RedisError
+
+from gateway.stores.base import (
+    IdempotencyClaim,
+    Outcome,
+    StoredAnswer,
+    StoreUnavailable,
+    Take,
+    Ticket,
+    Verdict,
+)
+
+log = logging.getLogger("gateway.stores")
+
+# admit.lua's reply codes, by value.
+_OUTCOMES = (
+    Outcome.ADMITTED,
+    Outcome.NONCE_USED,
+    Outcome.FLOW_LIMITED,
+    Outcome.QUOTA_EXHAUSTED,
+    Outcome.TOKEN_PROCESSING,
+    Outcome.TOKEN_PARAMS_MISMATCH,
+    Outcome.TOKEN_CALLER_MISMATCH,
+    Outcome.REPLAY,
+)
+_Arg = str | int | bytes
+# Redis runs one script at a time: more connections than this add no throughput to one node.
+_MAX_CONNECTIONS = 64
+# Waiting for a pooled connection, and connecting, are timed across the event loop, which a burst of
+# requests keeps busy (HTTP parsing, signatures) for longer than a reply takes: with `timeout` alone a
+# healthy Redis looks down under load (measured: every connect of a cold pool failing at 0.25 s in a
+# 200-request burst). Replies keep `timeout`; a refused connection still fails at once.
+_CONNECT_TIMEOUT_FLOOR = 1.0
+_POOL_WAIT_FLOOR = 5.0
+_MAX_CLUSTER_CONNECTIONS = 1000
+_BACKEND_ERRORS = (RedisError, RedisClusterException, OSError)
+# "redis+cluster://[user:pass@]host:port[,host:port...][/db][?options]"
+_CLUSTER_URL = re.compile(
+    r"^(?P<scheme>rediss?)\+cluster://(?P<auth>[^@/]*@)?(?P<hosts>[^/?#]+)(?P<rest>.*)$", re.IGNORECASE
+)
+
+
+def _script_text(name: str) -> str:
+    return resources.files("gateway.stores").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+@contextmanager
+def _wrapped(operation: str) -> Iterator[None]:
+    """The one place a backend failure becomes `StoreUnavailable`."""
+    try:
+        yield
+    except _BACKEND_ERRORS as exc:
+        raise StoreUnavailable(f"redis {operation} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _client_options(timeout: float) -> dict[str, Any]:
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": max(timeout, _CONNECT_TIMEOUT_FLOOR),
+        "retry": Retry(NoBackoff(), 0),
+    }
+
+
+class RedisStore:
+    """`Store` over a ``redis.asyncio`` client (a pooled `Redis` or a `RedisCluster`), which it owns
+    and closes in `aclose`. Build one with `from_url` / `from_cluster_url`, or inject a client made
+    with ``decode_responses=False`` (stored answers are bytes) and no retries (see above)."""
+
+    def __init__(self, client: Redis | RedisCluster, *, prefix: str = "gw") -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError(f"store prefix {prefix!r}: braces would break the cluster hash tags")
+        self._client = client
+        self._prefix = prefix
+        self._cluster = isinstance(client, RedisCluster)
+        # register_script runs EVALSHA and loads the script itself on NOSCRIPT (a restarted server).
+        self._admit = client.register_script(_script_text("admit.lua"))
+        self._refund = client.register_script(_script_text("refund_flow.lua"))
+        self._store_answer = client.register_script(_script_text("store_answer.lua"))
+        self._release = client.register_script(_script_text("release.lua"))
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "gw", timeout: float = 0.25) -> RedisStore:
+        """``redis://``, ``rediss://`` or ``unix://`` URL, as redis-py spells them."""
+        # A bounded pool that waits for a free connection: in a burst, requests queue for scripts
+        # that each take microseconds rather than opening a connection each. A URL's
+        # ?max_connections= overrides the bound.
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=_MAX_CONNECTIONS,
+            timeout=max(timeout, _POOL_WAIT_FLOOR),
+            **_client_options(timeout),
+        )
+        return cls(Redis.from_pool(pool), prefix=prefix)
+
+    @classmethod
+    def from_cluster_url(cls, url: str, *, prefix: str = "gw", timeout: float = 0.25) -> RedisStore:
+        """``redis+cluster://host:port[,host:port...]`` (``rediss+cluster://`` for TLS): the nodes
+        to discover the cluster from; any query options are redis-py's."""
+        match = _CLUSTER_URL.match(url)
+        if match is None:
+            raise ValueError("cluster store URL is not of the form redis+cluster://host:port[,host:port]")
+        first, *others = match["hosts"].split(",")
+        seeds = [ClusterNode(h.strip("[]"), int(p)) for h, _, p in (seed.rpartition(":") for seed in others)]
+        plain = f"{match['scheme'].lower()}://{match['auth'] or ''}{first}{match['rest']}"
+        # The cluster client has no waiting pool (it raises past max_connections per node), hence
+        # a generous bound.
+        client = RedisCluster.from_url(
+            plain,
+            startup_nodes=seeds or None,
+            max_connections=_MAX_CLUSTER_CONNECTIONS,
+            **_client_options(timeout),
+        )
+        return cls(client, prefix=prefix)
+
+    def _tag(self, scope: str) -> str:
+        if not scope or "{" in scope or "}" in scope:
+            raise ValueError(f"scope {scope!r} cannot be a hash tag")
+        return f"{self._prefix}:{{{scope}}}"
+
+    def _flow_key(self, key: str) -> str:
+        return f"{self._prefix}:{{f:{key}}}"
+
+    async def admit(self, ticket: Ticket) -> Verdict:
+        flows = [take for take in ticket.takes if take.kind == "flow"]
+        quotas = [take for take in ticket.takes if take.kind == "quota"]
+        if self._cluster and flows:
+            return await self._admit_in_cluster(ticket, flows, quotas)
+        return await self._call_admit(ticket, flows, quotas, scoped=True)
+
+    async def _admit_in_cluster(self, ticket: Ticket, flows: list[Take], quotas: list[Take]) -> Verdict:
+        """Flow takes first (one call per slot, concurrently), then the scope's part; refunds on refusal."""
+        groups = list(self._by_slot(flows).values())
+        results = await asyncio.gather(
+            *(self._call_admit(ticket, group, [], scoped=False) for group in groups),
+            return_exceptions=True,
+        )
+        taken = [take for group, r in zip(groups, results, strict=True) if _admitted(r) for take in group]
+        failed = [r for r in results if not _admitted(r)]
+        if failed:
+            await self._refund_flows(taken)
+            for result in failed:
+                if isinstance(result, BaseException):
+                    raise result
+            return Verdict(
+                Outcome.FLOW_LIMITED, max(r.retry_after_ms for r in failed if isinstance(r, Verdict))
+            )
+        # If this call fails, its flow takes stay taken: the call may have committed, and an error
+        # should make flow control stricter, never looser.
+        verdict = await self._call_admit(ticket, [], quotas, scoped=True)
+        if verdict.outcome is not Outcome.ADMITTED:
+            await self._refund_flows(flows)
+        return verdict
+
+    def _by_slot(self, flows: Sequence[Take]) -> dict[int, list[Take]]:
+        groups: dict[int, list[Take]] = {}
+        for take in flows:
+            groups.setdefault(key_slot(self._flow_key(take.key).encode()), []).append(take)
+        return groups
+
+    async def _call_admit(
+        self, ticket: Ticket, flows: Sequence[Take], quotas: Sequence[Take], *, scoped: bool
+    ) -> Verdict:
+        tag = self._tag(ticket.scope)
+        nonce = ticket.nonce if scoped else None
+        claim = ticket.idempotency if scoped else None
+        keys = [f"{tag}:n:{nonce}"] if nonce is not None else []
+        keys += [self._flow_key(take.key) for take in flows]
+        keys += [f"{tag}:q:{take.key}" for take in quotas]
+        args: list[str | int] = [int(nonce is not None), ticket.nonce_ttl_ms, len(flows), len(quotas)]
+        args.append(int(claim is not None))
+        for take in (*flows, *quotas):
+            args += [take.rate.limit, take.rate.period_ms]
+        if claim is not None:
+            keys.append(f"{tag}:i:{claim.token}")
+            args += [claim.owner, claim.fingerprint, claim.lease_ms]
+        return _verdict(await self._run(self._admit, "admit", keys, args))
+
+    async def _refund_flows(self, flows: Sequence[Take]) -> None:
+        for group in self._by_slot(flows).values():
+            args = [n for take in group for n in (take.rate.limit, take.rate.period_ms)]
+            try:
+                await self._run(self._refund, "flow refund", [self._flow_key(t.key) for t in group], args)
+            except StoreUnavailable as exc:
+                # Lost refunds only make flow control stricter for one emission interval.
+                log.warning("flow refund lost: %s", exc)
+
+    async def _run(self, script: AsyncScript, operation: str, keys: list[str], args: Sequence[_Arg]) -> Any:
+        with _wrapped(operation):
+            if isinstance(self._client, RedisCluster):
+                # Before it knows the slot map, redis-py sends a script to a random node and, on
+                # the MOVED reply, rebuilds its node table under concurrent callers, closing
+                # connections they are reading from. Learning the map first is a no-op once known.
+                await self._client.initialize()
+            return await script(keys=keys, args=args)
+
+    async def store_answer(
+        self, scope: str, claim: IdempotencyClaim, answer: StoredAnswer, ttl_ms: int
+    ) -> None:
+        key = f"{self._tag(scope)}:i:{claim.token}"
+        args: list[_Arg] = [claim.owner, claim.fingerprint, ttl_ms]
+        args += [answer.status, answer.content_type, answer.body]
+        await self._run(self._store_answer, "store_answer", [key], args)
+
+    async def release(self, scope: str, claim: IdempotencyClaim) -> None:
+        key = f"{self._tag(scope)}:i:{claim.token}"
+        await self._run(self._release, "release", [key], [claim.owner, claim.fingerprint])
+
+    async def ping(self) -> None:
+        with _wrapped("ping"):
+            await self._client.ping()
+
+    async def aclose(self) -> None:
+        with _wrapped("close"):
+            await self._client.aclose()
+
+
+def _admitted(result: Verdict | BaseException) -> bool:
+    return isinstance(result, Verdict) and result.outcome is Outcome.ADMITTED
+
+
+def _verdict(reply: list[Any]) -> Verdict:
+    outcome = _OUTCOMES[int(reply[0])]
+    if outcome is Outcome.REPLAY:
+        status, content_type, body = reply[3:6]
+        return Verdict(outcome, answer=StoredAnswer(int(status), bytes(content_type).decode(), bytes(body)))
+    remaining = int(reply[2])
+    return Verdict(outcome, int(reply[1]), None if remaining < 0 else remaining)
