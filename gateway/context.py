@@ -6,8 +6,8 @@ them re-parses the request.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +68,7 @@ class RequestContext:
             headers[name] = f"{headers[name]},{value}" if name in headers else value
         host = headers.get("host", "")
         return cls(
-            request_id=str(uuid.uuid4()).upper(),
+            request_id=new_request_id(),
             method=scope["method"],
             path=scope.get("path", "/"),
             headers=headers,
@@ -90,6 +90,15 @@ class RequestContext:
             "AccessKeyId": self.key.id,
             "RequestId": self.request_id,
         }
+
+
+def new_request_id() -> str:
+    """An upper-case version-4 UUID, as Aliyun's RequestIds look; a third of ``uuid.uuid4()``'s cost."""
+    h = os.urandom(16).hex().upper()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = {digit: "89AB"[int(digit, 16) & 3] for digit in "0123456789ABCDEF"}
 
 
 def _hostname(host: str) -> str:

@@ -1,0 +1,71 @@
+"""Rendering of the wrapped service's answers, through httpx's ASGI transport (no server needed)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from gateway import GatewayMiddleware, Settings
+from gateway.policy import Policy
+from gateway.stores import open_store
+from tests.support.client import query, signed_params
+
+
+def answering(body: bytes, status: int = 200, content_type: bytes = b"application/json") -> object:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+async def fetch(policy: Policy, app: object, fmt: str) -> httpx.Response:
+    gateway = GatewayMiddleware(app, settings=Settings(access_log=False), policy=policy,  # type: ignore[arg-type]
+                                store=open_store(None))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as client:
+        return await client.get(f"/?{query(signed_params('DescribeRegions', fmt=fmt))}")
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b'{}', {}),
+    (b'{"A":1,"B":[1,2]}', {"A": 1, "B": [1, 2]}),
+    (b'{"A": {"RequestId": "nested"}}', {"A": {"RequestId": "nested"}}),
+    (b'{"Code": "Oops", "A": 1}', {"A": 1}),
+    (b'{\n  "A": 1\n}', {"A": 1}),
+])
+async def test_json_success_gains_request_id_first_and_loses_code(policy: Policy, body: bytes,
+                                                                  expected: dict[str, object]) -> None:
+    response = await fetch(policy, answering(body), "JSON")
+    assert response.status_code == 200
+    data = json.loads(response.content)
+    assert list(data)[0] == "RequestId" and data.pop("RequestId") == response.headers["x-acs-request-id"]
+    assert data == expected
+    assert b"\n" not in response.content
+
+
+async def test_a_service_request_id_is_kept(policy: Policy) -> None:
+    response = await fetch(policy, answering(b'{"RequestId":"svc-1","A":1}'), "JSON")
+    assert response.json() == {"RequestId": "svc-1", "A": 1}
+
+
+async def test_service_error_json_becomes_the_error_body(policy: Policy) -> None:
+    response = await fetch(policy, answering(b'{"Code":"InvalidInstanceId.NotFound","Message":"no such"}', 404),
+                           "XML")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "text/xml;charset=utf-8"
+    assert b"<Code>InvalidInstanceId.NotFound</Code><Message>no such</Message>" in response.content
+
+
+async def test_non_json_streams_through_with_request_id(policy: Policy) -> None:
+    response = await fetch(policy, answering(b"plain text", content_type=b"text/plain"), "XML")
+    assert response.content == b"plain text"
+    assert response.headers["content-type"] == "text/plain"
+    assert response.headers["x-acs-request-id"]
+
+
+async def test_invalid_json_is_passed_through_unchanged(policy: Policy) -> None:
+    response = await fetch(policy, answering(b"[1, 2"), "XML")
+    assert response.content == b"[1, 2"
