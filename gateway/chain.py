@@ -47,5 +47,5 @@ def build_chain(settings: Settings, policy: Policy, store: Store, resolver: Reso
         AccountStateLayer(),                                         # RealNameAuthenticationError, InsufficientBalance
         QuotaLayer(policy),                                          # (takes; made in AdmitLayer)
         IdempotencyLayer(lease_seconds=settings.idempotency_lease),  # (claim; made in AdmitLayer)
-        AdmitLayer(store),                                           # SignatureNonceUsed, Throttling, tokens
+        AdmitLayer(store, fail_open=settings.fail_open),             # SignatureNonceUsed, Throttling, tokens
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from types import MappingProxyType
 
 from gateway.context import RequestContext
@@ -29,8 +30,9 @@ class AdmitLayer:
     commits anything (nonce, then flow, then quota, then the token).
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, fail_open: tuple[str, ...] = ()) -> None:
         self.store = store
+        self.fail_open = frozenset(fail_open)
 
     async def check(self, ctx: RequestContext) -> None:
         key = ctx.key
@@ -47,8 +49,7 @@ class AdmitLayer:
             verdict: Verdict = await self.store.admit(ticket)
         except StoreUnavailable as exc:
             ctx.store_error = True
-            log.error("store unavailable, refusing %s: %s", ctx.request_id, exc)
-            raise GatewayError(Err.SERVICE_UNAVAILABLE) from None
+            verdict = await self._fail_open(ctx, ticket, exc)
         outcome = verdict.outcome
         if outcome is Outcome.ADMITTED:
             ctx.quota_remaining = verdict.remaining
@@ -60,3 +61,30 @@ class AdmitLayer:
         headers = {"x-acs-retry-after": str(max(verdict.retry_after_ms, 1))} if outcome in THROTTLED else None
         ctx.idempotency = None  # refused before the token was claimed: nothing to store or release
         raise GatewayError(REFUSALS[outcome], headers=headers)
+
+    async def _fail_open(self, ctx: RequestContext, ticket: Ticket, exc: StoreUnavailable) -> Verdict:
+        """Admit without the flow/quota takes the operator chose to fail open on, if only they failed.
+
+        The nonce (and a ClientToken) are never skipped: they are what stops a replay, so a store
+        that cannot check them refuses the request. Failing open therefore helps only when the
+        takes alone were out of reach — in Redis Cluster, flow keys live on other nodes than the
+        caller's — and a store that is down altogether still answers ServiceUnavailable.
+        """
+        kinds = {take.kind for take in ticket.takes}
+        if not kinds or not kinds <= self.fail_open:
+            log.error("store unavailable, refusing %s: %s", ctx.request_id, exc)
+            raise GatewayError(Err.SERVICE_UNAVAILABLE) from None
+        try:
+            verdict = await self.store.admit(replace(ticket, takes=()))
+        except StoreUnavailable as again:
+            log.error("store unavailable, refusing %s: %s", ctx.request_id, again)
+            raise GatewayError(Err.SERVICE_UNAVAILABLE) from None
+        if verdict.outcome is not Outcome.ADMITTED:
+            return verdict  # refused on its own account: nothing was let through unchecked
+        from gateway.metrics import count_fail_open  # metrics is optional; only this path needs it
+
+        for kind in sorted(kinds):
+            count_fail_open(kind)
+        log.warning("store unavailable for %s of %s: failing open (%s)", "/".join(sorted(kinds)),
+                    ctx.request_id, exc)
+        return verdict
