@@ -1,0 +1,227 @@
+"""The reverse proxy `gateway serve` runs in front of ``GATEWAY_UPSTREAM_URL`` (CONTRACT §1, §3).
+
+`ProxyApp` is the ASGI app `GatewayMiddleware` wraps. Every request it is given (the middleware
+has admitted it) goes to the upstream with its method, raw path and query, body and end-to-end
+headers, the identity headers the middleware set included. The upstream's status, headers and body
+come back as ASGI messages; the middleware's Responder renders JSON answers in the caller's format.
+An upstream that cannot be reached, or does not answer within the read timeout, is
+``ServiceUnavailable``, raised before the answer starts so that the middleware can render it.
+
+The client is aiohttp, one pooled session per worker process: bench/proxy_client.py measured it at
+about ten times httpx.AsyncClient's requests/s under 32 concurrent connections (encode/httpx#3215).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+try:
+    import aiohttp
+    from yarl import URL
+except ImportError as exc:  # pragma: no cover - the optional extra is missing
+    raise ImportError("GATEWAY_UPSTREAM_URL needs aiohttp: pip install 'acs-gateway[proxy]'") from exc
+
+from starlette.types import Message, Receive, Scope, Send
+
+from gateway.errors import Err, GatewayError
+from gateway.settings import Settings, SettingsError
+
+log = logging.getLogger("gateway.proxy")
+
+#: Meaningful for one connection only (RFC 9110 §7.6.1), never forwarded; ``proxy-*`` neither.
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade"})
+#: Request headers the proxy writes itself, or drops: the body is already in hand, so there is
+#: nothing to ``expect: 100-continue`` for.
+REWRITTEN = frozenset({b"host", b"content-length", b"accept-encoding", b"expect", b"x-forwarded-proto",
+                       b"x-forwarded-host"})
+#: Upstream answer headers not relayed: uvicorn writes its own date and server (two of each
+#: otherwise, as nginx avoids too), and the gateway's request id is the one the caller gets.
+NOT_RELAYED = frozenset({b"date", b"server", b"x-acs-request-id"})
+#: Everything that means "the upstream cannot be reached or did not answer in time".
+UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+#: Connections per worker to the upstream; waiting longer than the connect timeout for one of them
+#: is ServiceUnavailable, like an upstream that does not accept.
+POOL_SIZE = 256
+#: Below the 5 s after which uvicorn (a common upstream) drops an idle connection: a POST sent on a
+#: connection the upstream is closing cannot be retried safely.
+KEEPALIVE_SECONDS = 4.0
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")
+
+
+def _dropped(raw: list[tuple[bytes, bytes]], extra: frozenset[bytes]) -> frozenset[bytes]:
+    # A Connection header may name more headers that are for this hop only.
+    named = {token.strip().lower() for name, value in raw if name.lower() == b"connection"
+             for token in value.split(b",")}
+    return HOP_BY_HOP | extra | named
+
+
+def _forwardable(name: bytes, dropped: frozenset[bytes]) -> bool:
+    lowered = name.lower()
+    return lowered not in dropped and not lowered.startswith(b"proxy-")
+
+
+def _text(value: bytes) -> str:
+    # aiohttp writes header values UTF-8 encoded: the gateway's identity headers are UTF-8, a
+    # client's header is usually ASCII; anything else is carried as latin-1 characters.
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class ProxyApp:
+    """Forwards every HTTP request to ``settings.upstream_url`` and relays the answer."""
+
+    def __init__(self, settings: Settings) -> None:
+        parts = urlsplit(settings.upstream_url or "")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SettingsError(f"GATEWAY_UPSTREAM_URL={settings.upstream_url!r}: must be an http(s) URL")
+        netloc = parts.netloc.rpartition("@")[2]
+        self.base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+        self.host = netloc
+        self.timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.upstream_connect_timeout,  # a free pooled connection, or a new one
+            sock_connect=settings.upstream_connect_timeout,
+            sock_read=settings.upstream_read_timeout,  # the answer, and then each of its chunks
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":  # websockets would bypass every check of the chain
+            if scope["type"] == "websocket":
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        ctx = scope.get("gateway")
+        # The middleware has read the body to check it: forward that object, not a second copy.
+        body: bytes = ctx.body if ctx is not None else await _read_body(receive)
+        request_id = ctx.request_id if ctx is not None else "-"
+        try:
+            response = await self.session().request(
+                scope["method"], self._url(scope), headers=self._headers(scope),
+                data=body or None, allow_redirects=False,
+            )
+        except UPSTREAM_ERRORS as exc:
+            self._unavailable(request_id, exc)
+        try:
+            await self._relay(response, receive, send, request_id)
+        finally:
+            response.release()
+
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled client of the running loop (one per uvicorn worker: each is its own process)."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop:
+            self._loop, self._session = loop, aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=POOL_SIZE, keepalive_timeout=KEEPALIVE_SECONDS),
+                timeout=self.timeout,
+                auto_decompress=False,  # bodies are relayed as they came, with their Content-Encoding
+                cookie_jar=aiohttp.DummyCookieJar(),  # one caller's cookies must never reach another's call
+                skip_auto_headers=("User-Agent", "Accept", "Content-Type"),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _url(self, scope: Scope) -> URL:
+        path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        target = path + b"?" + query if query else path
+        # encoded=True: the path and query go out byte for byte as received (the signature covers them).
+        return URL(self.base + target.decode("latin-1"), encoded=True)
+
+    def _headers(self, scope: Scope) -> list[tuple[str, str]]:
+        raw: list[tuple[bytes, bytes]] = scope["headers"]
+        dropped = _dropped(raw, REWRITTEN)
+        headers = [(name.decode("latin-1"), _text(value))
+                   for name, value in raw if _forwardable(name, dropped)]
+        client = scope.get("client")
+        original_host = next((value for name, value in raw if name == b"host"), None)
+        headers += [
+            ("host", self.host),
+            # The Responder re-renders JSON answers, so they must come back uncompressed.
+            ("accept-encoding", "identity"),
+            ("x-forwarded-proto", scope.get("scheme", "http")),
+        ]
+        if original_host is not None:
+            headers.append(("x-forwarded-host", _text(original_host)))
+        if client:
+            # Appended to any X-Forwarded-For the client sent, which the upstream may or may not trust.
+            headers.append(("x-forwarded-for", client[0]))
+        return headers
+
+    async def _relay(self, response: aiohttp.ClientResponse, receive: Receive, send: Send,
+                     request_id: str) -> None:
+        raw = list(response.raw_headers)
+        dropped = _dropped(raw, NOT_RELAYED)
+        start: Message = {"type": "http.response.start", "status": response.status,
+                          "headers": [(name, value) for name, value in raw if _forwardable(name, dropped)]}
+        content_type = next((value for name, value in raw if name.lower() == b"content-type"), b"")
+        if _is_json(content_type):
+            # The Responder holds a JSON answer whole to re-render it anyway; reading it before the
+            # answer starts keeps an upstream failing mid-body a clean ServiceUnavailable.
+            try:
+                body = await response.read()
+            except UPSTREAM_ERRORS as exc:
+                self._unavailable(request_id, exc)
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send(start)
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            async for chunk in response.content.iter_any():
+                if gone.done():
+                    return  # the caller left: stop reading the upstream
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except UPSTREAM_ERRORS as exc:
+            # Too late for an error answer: the response stays incomplete and uvicorn closes it.
+            log.warning("request %s: upstream failed mid-answer: %s", request_id, type(exc).__name__)
+        finally:
+            gone.cancel()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _unavailable(self, request_id: str, exc: BaseException) -> NoReturn:
+        # The class names the failure; the message is left out, as it could carry the query.
+        detail = str(exc) if isinstance(exc, aiohttp.ClientConnectorError) else type(exc).__name__
+        log.warning("request %s: upstream %s unavailable: %s", request_id, self.base, detail)
+        raise GatewayError(Err.SERVICE_UNAVAILABLE) from None
