@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.apps import KEY, SECRET  # noqa: E402
-from bench.common import Load, median_load, redis_server, table, uvicorn_server, wrk, write_paths  # noqa: E402
-from gateway.signing import percent_encode, sign_request_v1, sign_request_v3  # noqa: E402
+from bench.apps import KEY, SECRET
+from bench.common import Load, median_load, redis_server, table, uvicorn_server, write_paths, wrk
+from gateway.signing import percent_encode, sign_request_v1, sign_request_v3
 
 # Enough distinct requests for one round at far more than the expected rate.
 PER_SECOND = 40_000

@@ -96,8 +96,7 @@ def redis_server() -> Iterator[str]:
 
 def write_paths(make_path: Callable[[int], str], count: int) -> Path:
     """A file of ``count`` request paths (one per line) for lua/paths.lua."""
-    handle = tempfile.NamedTemporaryFile("w", prefix="bench-paths-", suffix=".txt", delete=False)
-    with handle:
+    with tempfile.NamedTemporaryFile("w", prefix="bench-paths-", suffix=".txt", delete=False) as handle:
         handle.writelines(make_path(i) + "\n" for i in range(count))
     return Path(handle.name)
 
@@ -111,30 +110,37 @@ class Load:
     requests: int
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+def _percentile(out: str, percent: int) -> float:
+    # Anchored to the line start: "+/- Stdev" columns also end in "%" ("82.50%").
+    match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
     if match is None:
-        raise ValueError(f"wrk latency {text!r}")
+        raise RuntimeError(f"no {percent}% latency in wrk's output:\n{out}")
     return float(match[1]) * _UNITS[match[2]]
+
+
+def _count(pattern: str, out: str) -> int:
+    match = re.search(pattern, out, re.MULTILINE)
+    return int(match[1]) if match else 0
 
 
 def wrk(url: str, *, seconds: int = 5, connections: int = 32, threads: int = 1,
         paths: Path | None = None) -> Load:
+    """One wrk run; with ``paths``, lua/paths.lua sends each line of that file once."""
     args = [require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     env = dict(os.environ)
     if paths is not None:
         args += ["-s", str(HERE / "lua" / "paths.lua")]
         env["PATHS_FILE"] = str(paths)
     out = subprocess.run([*args, url], capture_output=True, text=True, env=env, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out)[1])  # type: ignore[index]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out)[1])  # type: ignore[index]
-    requests = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return Load(rps, p50, p99, int(bad[1]) if bad else 0, requests)
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)\s*$", out, re.MULTILINE)
+    if rps is None:
+        raise RuntimeError(f"no Requests/sec in wrk's output:\n{out}")
+    return Load(rps=float(rps[1]), p50_ms=_percentile(out, 50), p99_ms=_percentile(out, 99),
+                non_2xx=_count(r"^\s*Non-2xx or 3xx responses:\s+(\d+)", out),
+                requests=_count(r"^\s*(\d+) requests in", out))
 
 
 def median_load(loads: list[Load]) -> Load:

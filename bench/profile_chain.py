@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.apps import KEY, SECRET, bare, gated  # noqa: E402
-from gateway.signing import percent_encode, sign_request_v1  # noqa: E402
+from bench.apps import KEY, SECRET, bare, gated
+from gateway.signing import percent_encode, sign_request_v1
 
 
 def scopes(count: int) -> list[dict[str, object]]:

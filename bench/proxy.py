@@ -19,8 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.apps import KEY, POLICY, SECRET
-from bench.common import Load, median_load, uvicorn_server, write_paths
-from bench.loadgen import wrk
+from bench.common import Load, median_load, uvicorn_server, write_paths, wrk
 from gateway.signing import percent_encode, sign_request_v1
 
 # Signed paths per second of a round: far more than the gateway answers, so none is ever reused.

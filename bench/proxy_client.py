@@ -21,8 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bench.common import Load, median_load, uvicorn_server
-from bench.loadgen import wrk
+from bench.common import Load, median_load, uvicorn_server, wrk
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"host", b"content-length", b"transfer-encoding",
                         b"te", b"trailer", b"upgrade", b"proxy-authorization", b"proxy-connection"})

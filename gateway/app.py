@@ -10,9 +10,6 @@ from gateway.demo import create_demo_app
 from gateway.middleware import GatewayMiddleware
 from gateway.settings import Settings
 
-#: Called with every finished request's context (the access log is the middleware's own).
-OBSERVERS = (metrics.observe,)
-
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """Build from ``GATEWAY_*`` variables (uvicorn calls this once per worker with ``--factory``)."""
@@ -21,5 +18,5 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     if settings.upstream_url:
         from gateway.proxy import ProxyApp  # the proxy's HTTP client is only needed in proxy mode
 
-        return GatewayMiddleware(ProxyApp(settings), settings=settings, observers=OBSERVERS)
-    return create_demo_app([Middleware(GatewayMiddleware, settings=settings, observers=OBSERVERS)])
+        return GatewayMiddleware(ProxyApp(settings), settings=settings)
+    return create_demo_app([Middleware(GatewayMiddleware, settings=settings)])

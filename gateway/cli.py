@@ -58,7 +58,7 @@ def serve(args: argparse.Namespace) -> int:
         workers=settings.workers,
         log_level=settings.log_level,
         access_log=False,  # uvicorn's line prints the query, Signature included; ours replaces it
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
     )
     return 0
 

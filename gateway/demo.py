@@ -7,9 +7,8 @@ the gateway said was calling, so a first run shows the whole path working.
 from __future__ import annotations
 
 import uuid
-from typing import Any
-
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway import metrics
 from gateway.accesslog import log_request
 from gateway.chain import build_chain
 from gateway.context import RequestContext
@@ -54,7 +55,9 @@ class GatewayMiddleware:
         )
         self.layers = build_chain(settings, policy, self.store, resolver or PolicyResolver(policy))
         self.ops = OpsApp(settings.ops_prefix, self.store)
-        self.observers = (*((log_request,) if settings.access_log else ()), *observers)
+        # The access log and the metrics watch every request; callers may add their own observers.
+        self.observers = (*((log_request,) if settings.access_log else ()), metrics.observe,
+                          *(o for o in observers if o is not metrics.observe))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,7 +90,10 @@ class GatewayMiddleware:
             await send_error(ctx, send, GatewayError(Err.INTERNAL_ERROR))
         finally:
             for observe in self.observers:
-                observe(ctx)
+                try:
+                    observe(ctx)
+                except Exception:  # an observer must never turn an answered request into a crash
+                    log.exception("observer %r failed on request %s", observe, ctx.request_id)
 
     async def _forward(self, ctx: RequestContext, scope: Scope, send: Send) -> None:
         responder = Responder(ctx, send, capture=ctx.idempotency is not None)

@@ -59,7 +59,7 @@ def _is_json(content_type: bytes) -> bool:
 
 
 class Responder:
-    """The ``send`` given to the wrapped app for one request.
+    """The ``send`` given to the wrapped app for one request; ``started`` once anything went out.
 
     JSON answers are held until complete, then rendered in the caller's format (a success gains a
     RequestId and loses any top-level Code; an error with a Code becomes the standard error body).
@@ -77,13 +77,13 @@ class Responder:
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            self.started = True
             self.ctx.status = message["status"]
             content_type = next((v for k, v in message.get("headers", []) if k.lower() == b"content-type"), b"")
             self._content_type = content_type.decode("latin-1")
             if _is_json(content_type):
-                self._held = message
+                self._held = message  # nothing sent yet: a failure before the body can still be answered
                 return
+            self.started = True
             message = {**message, "headers": [*message.get("headers", []),
                                               (REQUEST_ID_HEADER, self.ctx.request_id.encode())]}
             await self.send(message)
@@ -145,6 +145,7 @@ class Responder:
 
     async def _send_rendered(self, start: Message, status: int, body: bytes) -> None:
         ctx = self.ctx
+        self.started = True
         content_type = CONTENT_TYPES[ctx.format]
         kept = [(k, v) for k, v in start.get("headers", [])
                 if k.lower() not in (b"content-type", b"content-length", REQUEST_ID_HEADER)]
@@ -154,6 +155,7 @@ class Responder:
             self.answer = StoredAnswer(status, content_type, body)
 
     async def _passthrough(self, start: Message, raw: bytes) -> None:
+        self.started = True
         await self.send({**start, "headers": [*start.get("headers", []),
                                               (REQUEST_ID_HEADER, self.ctx.request_id.encode())]})
         await self.send({"type": "http.response.body", "body": raw})

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 FORMATS = ("XML", "JSON")
@@ -76,6 +77,16 @@ def _csv(options: tuple[str, ...] | None = None) -> Callable[[str], tuple[str, .
     return parse
 
 
+def _opt_http_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
+    return raw
+
+
 def _path_prefix(raw: str) -> str:
     if not raw.startswith("/") or raw.endswith("/") or len(raw) < 2:
         raise ValueError("must start with / and not end with / (e.g. /_gateway)")
@@ -122,12 +133,14 @@ VARIABLES: tuple[Variable, ...] = (
              "Seconds a ClientToken's stored answer is replayed."),
     Variable("GATEWAY_IDEMPOTENCY_LEASE", "idempotency_lease", "60", _int_min(1),
              "Seconds a ClientToken stays 'processing' if its gateway dies mid-request."),
-    Variable("GATEWAY_UPSTREAM_URL", "upstream_url", "", _opt_str,
+    Variable("GATEWAY_UPSTREAM_URL", "upstream_url", "", _opt_http_url,
              "Reverse-proxy target of `gateway serve`. Unset: the bundled demo service."),
     Variable("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", "upstream_connect_timeout", "2", _positive_float,
              "Seconds to connect to the upstream (ServiceUnavailable beyond)."),
     Variable("GATEWAY_UPSTREAM_READ_TIMEOUT", "upstream_read_timeout", "30", _positive_float,
              "Seconds to wait for the upstream's answer (ServiceUnavailable beyond)."),
+    Variable("GATEWAY_SHUTDOWN_TIMEOUT", "shutdown_timeout", "30", _positive_float,
+             "Seconds `gateway serve` lets in-flight requests finish after SIGTERM."),
     Variable("GATEWAY_OPS_PREFIX", "ops_prefix", "/_gateway", _path_prefix,
              "Path prefix of the health and metrics endpoints (never served as API calls)."),
 )
@@ -155,6 +168,7 @@ class Settings:
     upstream_url: str | None = None
     upstream_connect_timeout: float = 2.0
     upstream_read_timeout: float = 30.0
+    shutdown_timeout: float = 30.0
     ops_prefix: str = "/_gateway"
 
     @classmethod

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 NAMES = {var.env for var in VARIABLES}
-GRACEFUL_SHUTDOWN = 30  # seconds uvicorn waits for in-flight requests (gateway/cli.py)
+GRACEFUL_SHUTDOWN = int(Settings().shutdown_timeout)  # GATEWAY_SHUTDOWN_TIMEOUT default
 #: Variables a deployment may set besides GATEWAY_* and the policy's secret_env names.
 OTHER_VARIABLES = {"PROMETHEUS_MULTIPROC_DIR", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
 

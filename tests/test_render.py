@@ -41,7 +41,7 @@ async def test_json_success_gains_request_id_first_and_loses_code(policy: Policy
     response = await fetch(policy, answering(body), "JSON")
     assert response.status_code == 200
     data = json.loads(response.content)
-    assert list(data)[0] == "RequestId" and data.pop("RequestId") == response.headers["x-acs-request-id"]
+    assert next(iter(data)) == "RequestId" and data.pop("RequestId") == response.headers["x-acs-request-id"]
     assert data == expected
     assert b"\n" not in response.content
 
@@ -69,3 +69,24 @@ async def test_non_json_streams_through_with_request_id(policy: Policy) -> None:
 async def test_invalid_json_is_passed_through_unchanged(policy: Policy) -> None:
     response = await fetch(policy, answering(b"[1, 2"), "XML")
     assert response.content == b"[1, 2"
+
+
+async def test_a_failure_after_a_held_json_start_is_still_answered(policy: Policy) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        raise RuntimeError("half-way")
+
+    response = await fetch(policy, app, "JSON")
+    assert (response.status_code, response.json()["Code"]) == (500, "InternalError")
+    assert response.json()["RequestId"] == response.headers["x-acs-request-id"]
+
+
+async def test_a_failing_observer_does_not_break_the_answer(policy: Policy) -> None:
+    def broken(ctx: object) -> None:
+        raise ValueError("observer bug")
+
+    gateway = GatewayMiddleware(answering(b'{"A":1}'), settings=Settings(access_log=False), policy=policy,  # type: ignore[arg-type]
+                                store=open_store(None), observers=(broken,))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as client:
+        response = await client.get(f"/?{query(signed_params('DescribeRegions'))}")
+    assert response.status_code == 200
