@@ -25,16 +25,38 @@ HEADERS: MappingProxyType[bytes, Callable[[RequestContext], str | None]] = Mappi
 
 
 def is_spoofable(name: bytes) -> bool:
-    lowered = name.lower()
-    return lowered.startswith(PREFIX) or lowered == REQUEST_ID
+    # ASGI servers give header names lower-cased already; lower() again only for hand-made scopes.
+    return name[:10].lower() == PREFIX or name.lower() == REQUEST_ID
+
+
+# The identity headers of one access key never change: built once per key object (the object is
+# kept in the value so its id() cannot be reused by another while cached).
+_BY_KEY: dict[int, tuple[object, list[tuple[bytes, bytes]]]] = {}
+
+
+def _identity(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    key = ctx.key
+    cached = _BY_KEY.get(id(key))
+    if cached is not None and cached[0] is key:
+        return cached[1]
+    headers = []
+    for name, read in HEADERS.items():
+        if name == REQUEST_ID:
+            continue
+        value = read(ctx)
+        if value is not None:
+            # Header values are latin-1 on the wire; a non-latin-1 account name is sent UTF-8 encoded.
+            headers.append((name, value.encode("utf-8")))
+    if key is not None:
+        if len(_BY_KEY) >= 65536:
+            _BY_KEY.clear()
+        _BY_KEY[id(key)] = (key, headers)
+    return headers
 
 
 def downstream_headers(ctx: RequestContext, raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The client's headers minus any identity claim, plus the identity the gateway established."""
     headers = [(name, value) for name, value in raw if not is_spoofable(name)]
-    for name, read in HEADERS.items():
-        value = read(ctx)
-        if value is not None:
-            # Header values are latin-1 on the wire; a non-latin-1 account name is sent UTF-8 encoded.
-            headers.append((name, value.encode("utf-8")))
+    headers.extend(_identity(ctx))
+    headers.append((REQUEST_ID, ctx.request_id.encode()))
     return headers

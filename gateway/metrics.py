@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.context import RequestContext
@@ -47,6 +47,9 @@ class _Instruments:
     latency: Histogram
     store_errors: Counter
     fail_open: Counter
+    # (code, action) -> the labelled children: labels() takes a lock and builds a key on every
+    # call, the children never change. Codes and actions are few; the bound is for odd upstreams.
+    series: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
 
 
 @functools.cache
@@ -90,10 +93,22 @@ def observe(ctx: RequestContext) -> None:
     if instruments is None:
         return
     action = ctx.api.action if ctx.api is not None else NO_ACTION
-    instruments.requests.labels(ctx.code, action).inc()
-    instruments.latency.labels(action).observe(time.perf_counter() - ctx.started)
+    count, latency = _series(instruments, ctx.code, action)
+    count.inc()
+    latency.observe(time.perf_counter() - ctx.started)
     if ctx.store_error:
         instruments.store_errors.inc()
+
+
+def _series(instruments: _Instruments, code: str, action: str) -> tuple[Any, Any]:
+    cache = instruments.series
+    series = cache.get((code, action))
+    if series is None:
+        if len(cache) >= 4096:
+            cache.clear()
+        series = cache[(code, action)] = (instruments.requests.labels(code, action),
+                                          instruments.latency.labels(action))
+    return series
 
 
 def count_fail_open(layer: str) -> None:
