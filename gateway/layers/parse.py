@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 
 from gateway.context import RequestContext
 from gateway.errors import Err, GatewayError
@@ -49,12 +50,21 @@ class ParseLayer:
     def __init__(self, *, max_body_bytes: int) -> None:
         self.max_body = max_body_bytes
 
-    async def check(self, ctx: RequestContext) -> None:
+    def check(self, ctx: RequestContext) -> Awaitable[None] | None:
         declared = ctx.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
             raise BadInput("body larger than GATEWAY_MAX_BODY_BYTES")
         if ctx.method == "POST" or declared not in (None, "0") or "transfer-encoding" in ctx.headers:
-            ctx.body = await self._read_body(ctx)
+            return self._with_body(ctx)
+        # A GET without a body, the common case, needs no coroutine at all.
+        self._parse(ctx)
+        return None
+
+    async def _with_body(self, ctx: RequestContext) -> None:
+        ctx.body = await self._read_body(ctx)
+        self._parse(ctx)
+
+    def _parse(self, ctx: RequestContext) -> None:
         parse_into(ctx.query_string, ctx.query)
         params = ctx.params = dict(ctx.query)
         if ctx.body and ctx.method == "POST":
