@@ -17,10 +17,9 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -87,6 +86,13 @@ class Fleet:
         return await burst(self.urls, ["/?" + query(params) for params in requests])
 
 
+# The default GATEWAY_REDIS_TIMEOUT (0.25 s) bounds each script reply in wall-clock time across the
+# gateway's event loop: with 125+ requests in flight per process and five busy processes on two cores,
+# loop lag alone has exceeded it ("Timeout reading from ..." on a healthy Redis, 1 run in ~10 while
+# another test suite shared the machine). These tests are about atomicity, not latency: one second.
+GATEWAY_ENV = {"GATEWAY_REDIS_TIMEOUT": "1"}
+
+
 def _prefix() -> str:
     # A key prefix of their own, rather than FLUSHALL: the session's Redis is shared with other modules.
     return f"conc{uuid.uuid4().hex[:8]}"
@@ -95,13 +101,15 @@ def _prefix() -> str:
 @pytest.fixture(scope="module")
 def redis_gateways(redis_server: RedisServer) -> Iterator[GatewayProcesses]:
     redis_server.start()  # a failure test of another module may have left it stopped
-    with gateway_processes(GATEWAYS, config=POLICY, redis_url=redis_server.url, prefix=_prefix()) as group:
+    with gateway_processes(GATEWAYS, config=POLICY, redis_url=redis_server.url, prefix=_prefix(),
+                           env=GATEWAY_ENV) as group:
         yield group
 
 
 @pytest.fixture(scope="module")
 def cluster_gateways(redis_cluster: RedisClusterNodes) -> Iterator[GatewayProcesses]:
-    with gateway_processes(GATEWAYS, config=POLICY, redis_url=redis_cluster.url, prefix=_prefix()) as group:
+    with gateway_processes(GATEWAYS, config=POLICY, redis_url=redis_cluster.url, prefix=_prefix(),
+                           env=GATEWAY_ENV) as group:
         yield group
 
 
@@ -193,10 +201,12 @@ async def _settled_retry(fleet: Fleet, call: dict[str, str]) -> Reply:
 # The fixture's redis-server keeps nothing on disk (--save "", no AOF): stopping it loses every nonce,
 # quota count and ClientToken. A request admitted before the stop whose Timestamp is still within the
 # skew can therefore be replayed once after the restart and be admitted again (as can a quota be
-# spent twice over in its window, or a ClientToken's call run twice). That is a property of the
-# deployment, not of a check skipped: the gateway asked the store, and the store forgot. The load
-# below therefore only replays nonces first admitted by the same Redis (before the stop, or after the
-# restart); `test_a_nonce_used_before_a_redis_restart_is_used_after_it` pins the cross-restart case.
+# spent twice over in its window, or a ClientToken's call run twice). No check was skipped: the
+# gateway asked the store, and the store had forgotten. Closing that needs a Redis that keeps its
+# data (AOF with appendfsync always, or a replica promoted), or a gateway that refuses Timestamps
+# older than the store's memory. The load below therefore only replays nonces first admitted by the
+# same Redis (before the stop, or after the restart), and during the outage itself every replay must
+# be refused; `test_a_nonce_used_before_a_redis_restart_is_used_after_it` pins the cross-restart case.
 
 
 @dataclass(frozen=True)
@@ -231,7 +241,7 @@ class Load:
             if reply.status == 200 and not replay:
                 self.admitted[epoch].append(params)
 
-    async def until(self, done: Any, *, at_least: float = 0.0, timeout: float = 15.0) -> None:
+    async def until(self, done: Callable[[], bool], *, at_least: float = 0.0, timeout: float = 15.0) -> None:
         """Let the load run until ``done()`` holds (and at least ``at_least`` seconds have passed)."""
         began = time.monotonic()
         while not (done() and time.monotonic() - began >= at_least):
@@ -240,7 +250,9 @@ class Load:
 
     async def stop(self) -> list[Sent]:
         self._running = False
-        await asyncio.gather(*self._tasks)
+        for outcome in await asyncio.gather(*self._tasks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome  # a worker failed: a request raised instead of being answered
         return self.sent
 
 
@@ -265,6 +277,13 @@ class Outage:
 
 async def _outage_under_load(fleet: Fleet, redis: RedisServer) -> Outage:
     load = Load(fleet)
+    try:
+        return await _stop_and_restart(load, fleet, redis)
+    finally:
+        await load.stop()  # also when a phase failed: no request left running past the test
+
+
+async def _stop_and_restart(load: Load, fleet: Fleet, redis: RedisServer) -> Outage:
     await load.until(lambda: len(load.admitted[0]) >= 40 and sum(s.replay for s in load.sent) >= 10)
 
     await asyncio.to_thread(redis.stop)
