@@ -166,3 +166,8 @@ def test_ops_paths_never_reach_the_service(memory_gateway: LiveGateway) -> None:
     assert httpx.get(f"{memory_gateway.url}/_gateway/health?Action=DescribeRegions").text == "ok\n"
     assert httpx.get(f"{memory_gateway.url}/_gateway/ready").status_code == 200
     assert sum(memory_gateway.service.executed.values()) == before
+
+
+def test_an_empty_owner_counts_as_none(memory_gateway: LiveGateway) -> None:
+    assert call(memory_gateway.url, "DescribeRegions", {"OwnerId": ""}).status == 200
+    assert call(memory_gateway.url, "DescribeOwnedThings", {"OwnerAccount": ""}).code() == "MissingParameter"

@@ -9,8 +9,9 @@ class OwnerLayer:
 
     def check(self, ctx: RequestContext) -> None:
         params = ctx.params
-        owner_id = params.get("OwnerId")
-        owner_account = params.get("OwnerAccount")
+        # An empty value names no owner (as for the other optional common parameters).
+        owner_id = params.get("OwnerId") or None
+        owner_account = params.get("OwnerAccount") or None
         if owner_id is not None and owner_account is not None:
             raise GatewayError(Err.INVALID_OWNER)
         account = ctx.key.account if ctx.key is not None else None
