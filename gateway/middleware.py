@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,7 +19,7 @@ from gateway.policy import DEMO_POLICY, Policy, load_policy
 from gateway.resources import PolicyResolver, ResourceResolver
 from gateway.respond import Responder, send_error, send_stored
 from gateway.settings import Settings
-from gateway.stores import Store, StoreUnavailable, open_store
+from gateway.stores import Store, StoredAnswer, StoreUnavailable, open_store
 
 log = logging.getLogger("gateway")
 
@@ -50,10 +50,11 @@ class GatewayMiddleware:
                 log.warning("GATEWAY_CONFIG is unset: using the bundled demo policy (%s)", DEMO_POLICY)
             policy = load_policy(settings.config)
         self.policy = policy
-        self.store = store or open_store(
+        # "is None", not "or": an empty MemoryStore has len() 0 and so is falsy.
+        self.store = store if store is not None else open_store(
             settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout
         )
-        self.layers = build_chain(settings, policy, self.store, resolver or PolicyResolver(policy))
+        self.layers = build_chain(settings, policy, self.store, resolver if resolver is not None else PolicyResolver(policy))
         self.ops = OpsApp(settings.ops_prefix, self.store)
         # The access log and the metrics watch every request; callers may add their own observers.
         self.observers = (*((log_request,) if settings.access_log else ()), metrics.observe,
@@ -96,7 +97,7 @@ class GatewayMiddleware:
                     log.exception("observer %r failed on request %s", observe, ctx.request_id)
 
     async def _forward(self, ctx: RequestContext, scope: Scope, send: Send) -> None:
-        responder = Responder(ctx, send, capture=ctx.idempotency is not None)
+        responder = Responder(ctx, send, keep=self._keeper(ctx))
         downstream = {**scope, "headers": downstream_headers(ctx, scope["headers"]), "gateway": ctx}
         try:
             await self.app(downstream, self._replay(ctx), responder)
@@ -112,21 +113,32 @@ class GatewayMiddleware:
         finally:
             await self._settle_token(ctx, responder)
 
+    def _keeper(self, ctx: RequestContext) -> Callable[[StoredAnswer], Awaitable[None]] | None:
+        """Stores a ClientToken's answer for replay; None when the request holds no token."""
+        claim, key = ctx.idempotency, ctx.key
+        if claim is None or key is None:
+            return None
+        scope, ttl_ms = str(key.account.id), self.settings.idempotency_ttl * 1000
+
+        async def keep(answer: StoredAnswer) -> None:
+            try:
+                await self.store.store_answer(scope, claim, answer, ttl_ms)
+            except StoreUnavailable as exc:
+                # The lease expires on its own; until then a retry is told LastTokenProcessing.
+                log.error("could not store the ClientToken answer of %s: %s", ctx.request_id, exc)
+
+        return keep
+
     async def _settle_token(self, ctx: RequestContext, responder: Responder) -> None:
         claim = ctx.idempotency
-        if claim is None or ctx.key is None:
+        if claim is None or ctx.key is None or responder.kept:
             return
-        scope = str(ctx.key.account.id)
-        answer = responder.answer
         try:
-            if answer is not None and answer.status < 500:
-                await self.store.store_answer(scope, claim, answer, self.settings.idempotency_ttl * 1000)
-            else:
-                # The first call failed: let a retry run instead of replaying a failure.
-                await self.store.release(scope, claim)
+            # The first call failed (a 5xx, a crash, an answer too large to keep): let a retry run
+            # instead of replaying a failure.
+            await self.store.release(str(ctx.key.account.id), claim)
         except StoreUnavailable as exc:
-            # The lease expires on its own; until then a retry is told LastTokenProcessing.
-            log.error("could not settle ClientToken of %s: %s", ctx.request_id, exc)
+            log.error("could not release the ClientToken of %s: %s", ctx.request_id, exc)
 
     @staticmethod
     def _replay(ctx: RequestContext) -> Receive:

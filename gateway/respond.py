@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import Message, Send
@@ -67,9 +68,12 @@ class Responder:
     set, the final answer is kept for a ClientToken replay.
     """
 
-    def __init__(self, ctx: RequestContext, send: Send, *, capture: bool) -> None:
-        self.ctx, self.send, self.capture = ctx, send, capture
+    def __init__(self, ctx: RequestContext, send: Send, *,
+                 keep: Callable[[StoredAnswer], Awaitable[None]] | None = None) -> None:
+        self.ctx, self.send, self.keep = ctx, send, keep
+        self.capture = keep is not None
         self.started = False
+        self.kept = False  # the answer was handed to ``keep`` (before its last byte went out)
         self.answer: StoredAnswer | None = None
         self._held: Message | None = None
         self._chunks: list[bytes] = []
@@ -94,14 +98,14 @@ class Responder:
         body = message.get("body", b"")
         more = message.get("more_body", False)
         if self._held is None:
-            self._keep(body, more)
+            await self._collect(body, more)
             await self.send(message)
             return
         self._chunks.append(body)
         if not more:
             await self._render(self._held, b"".join(self._chunks))
 
-    def _keep(self, body: bytes, more: bool) -> None:
+    async def _collect(self, body: bytes, more: bool) -> None:
         if not self.capture:
             return
         self._chunks.append(body)
@@ -110,7 +114,15 @@ class Responder:
             self.capture = False
             self._chunks = []
         elif not more:
-            self.answer = StoredAnswer(self.ctx.status, self._content_type, b"".join(self._chunks))
+            await self._final(StoredAnswer(self.ctx.status, self._content_type, b"".join(self._chunks)))
+
+    async def _final(self, answer: StoredAnswer) -> None:
+        # Kept before the last byte is sent: a caller who retries the moment it has the answer
+        # must find it stored, not be told LastTokenProcessing.
+        self.answer = answer
+        if self.keep is not None and answer.status < 500:
+            await self.keep(answer)
+            self.kept = True
 
     async def _render(self, start: Message, raw: bytes) -> None:
         ctx = self.ctx
@@ -149,15 +161,15 @@ class Responder:
         content_type = CONTENT_TYPES[ctx.format]
         kept = [(k, v) for k, v in start.get("headers", [])
                 if k.lower() not in (b"content-type", b"content-length", REQUEST_ID_HEADER)]
+        if self.capture:
+            await self._final(StoredAnswer(status, content_type, body))
         await self.send(_start(status, content_type, len(body), ctx.request_id, kept))
         await self.send({"type": "http.response.body", "body": body})
-        if self.capture:
-            self.answer = StoredAnswer(status, content_type, body)
 
     async def _passthrough(self, start: Message, raw: bytes) -> None:
         self.started = True
+        if self.capture:
+            await self._final(StoredAnswer(start["status"], self._content_type, raw))
         await self.send({**start, "headers": [*start.get("headers", []),
                                               (REQUEST_ID_HEADER, self.ctx.request_id.encode())]})
         await self.send({"type": "http.response.body", "body": raw})
-        if self.capture:
-            self.answer = StoredAnswer(start["status"], self._content_type, raw)

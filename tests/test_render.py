@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway import GatewayMiddleware, Settings
 from gateway.policy import Policy
-from gateway.stores import open_store
+from gateway.stores import MemoryStore, open_store
 from tests.support.client import query, signed_params
 
 
@@ -90,3 +91,30 @@ async def test_a_failing_observer_does_not_break_the_answer(policy: Policy) -> N
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as client:
         response = await client.get(f"/?{query(signed_params('DescribeRegions'))}")
     assert response.status_code == 200
+
+
+async def test_a_client_token_answer_is_stored_before_its_last_byte_is_sent(policy: Policy) -> None:
+    events: list[str] = []
+    bodies: list[bytes] = []
+
+    class Recording(MemoryStore):
+        async def store_answer(self, *args: Any, **kwargs: Any) -> None:
+            events.append("stored")
+            await super().store_answer(*args, **kwargs)
+
+    gateway = GatewayMiddleware(answering(b'{"OrderId":"o-1"}'), settings=Settings(access_log=False),  # type: ignore[arg-type]
+                                policy=policy, store=Recording())
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            events.append("body")
+            bodies.append(message["body"])
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    params = signed_params("CreateOrder", {"Amount": "1", "ClientToken": "tok-order-before-send"})
+    scope = {"type": "http", "method": "GET", "path": "/", "query_string": query(params).encode(),
+             "headers": [(b"host", b"gw")]}
+    await gateway(scope, receive, send)
+    assert events == ["stored", "body"], bodies
