@@ -54,7 +54,8 @@ class GatewayMiddleware:
         self.store = store if store is not None else open_store(
             settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout
         )
-        self.layers = build_chain(settings, policy, self.store, resolver if resolver is not None else PolicyResolver(policy))
+        resolver = resolver if resolver is not None else PolicyResolver(policy)
+        self.layers = build_chain(settings, policy, self.store, resolver)
         self.ops = OpsApp(settings.ops_prefix, self.store)
         # The access log and the metrics watch every request; callers may add their own observers.
         self.observers = (*((log_request,) if settings.access_log else ()), metrics.observe,
