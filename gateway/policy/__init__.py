@@ -1,6 +1,7 @@
 """The policy file: accounts, access keys, sub-users, resources, APIs and limits."""
 
-from gateway.policy.loader import DEMO_POLICY, PolicyError, load_policy, parse_policy
+from gateway.policy.checks import PolicyError
+from gateway.policy.loader import DEMO_POLICY, load_policy, parse_policy
 from gateway.policy.model import (
     RESOURCE_KINDS,
     AccessKey,

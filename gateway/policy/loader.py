@@ -1,12 +1,7 @@
-"""Read and validate the policy file once; every problem is reported as ``file:line: entry: what``.
-
-tomllib gives no positions, so `_Lines` finds each entry's header line in the text: good enough to
-point an operator at the right place, and it costs nothing per request.
-"""
+"""Read and validate the policy file once; every problem is reported as ``file:line: entry: what``."""
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import tomllib
@@ -15,6 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from gateway.policy.checks import Checks, Lines, PolicyError
 from gateway.policy.model import (
     PARAM_TYPES,
     RESOURCE_KINDS,
@@ -27,7 +23,6 @@ from gateway.policy.model import (
     Statement,
     SubUser,
 )
-from gateway.rates import Rate, parse_rate
 
 DEMO_POLICY = Path(__file__).resolve().parent.parent / "demo_policy.toml"
 
@@ -56,32 +51,6 @@ _IDENTITY: Mapping[str, Callable[[Any], object]] = MappingProxyType({
 })
 
 
-class PolicyError(ValueError):
-    """The policy file is wrong; the message is one line naming the file, line, entry and problem."""
-
-
-class _Lines:
-    def __init__(self, text: str) -> None:
-        self._lines = text.splitlines()
-
-    def nth_header(self, table: str, index: int) -> int:
-        pattern = re.compile(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]")
-        seen = -1
-        for number, line in enumerate(self._lines, 1):
-            if pattern.match(line):
-                seen += 1
-                if seen == index:
-                    return number
-        return self.first(table)
-
-    def first(self, *needles: str) -> int:
-        """The first line holding every needle (a header or key naming the entry), else line 1."""
-        for number, line in enumerate(self._lines, 1):
-            if all(needle in line for needle in needles):
-                return number
-        return 1
-
-
 def load_policy(path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Policy:
     """Load and validate a policy file (None: the bundled demo policy). Raises PolicyError."""
     file = Path(path) if path is not None else DEMO_POLICY
@@ -97,16 +66,10 @@ def parse_policy(text: str, source: str, environ: Mapping[str, str]) -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{source}: {exc}") from None
-    return _Builder(source, _Lines(text), environ).build(data)
+    return _Builder(source, Lines(text), environ).build(data)
 
 
-class _Builder:
-    def __init__(self, source: str, lines: _Lines, environ: Mapping[str, str]) -> None:
-        self.source, self.lines, self.environ = source, lines, environ
-
-    def fail(self, line: int, entry: str, problem: str) -> PolicyError:
-        return PolicyError(f"{self.source}:{line}: {entry}: {problem}")
-
+class _Builder(Checks):
     def build(self, data: dict[str, Any]) -> Policy:
         self.fields(data, TOP_LEVEL, 1, "policy")
         limits = self.table(data.get("limits", {}), "limits", self.lines.first("[limits"))
@@ -148,40 +111,6 @@ class _Builder:
                 raise self.fail(line, name, f"duplicate entry {ident!r}")
             seen.add(ident)
             yield item
-
-    def fields(self, entry: Mapping[str, Any], allowed: tuple[str, ...], line: int, name: str) -> None:
-        unknown = sorted(set(entry) - set(allowed))
-        if unknown:
-            raise self.fail(line, name, f"unknown field {unknown[0]!r} (allowed: {', '.join(allowed)})")
-
-    def table(self, value: Any, name: str, line: int) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(line, name, "must be a table")
-        return value
-
-    def typed(self, entry: Mapping[str, Any], key: str, kind: type | tuple[type, ...], line: int,
-              name: str, default: Any = None) -> Any:
-        value = entry.get(key, default)
-        # bool is an int in Python; a policy that says `id = true` is wrong, not 1.
-        if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and bool not in
-                                                                  (kind if isinstance(kind, tuple) else (kind,)))):
-            raise self.fail(line, name, f"{key} has the wrong type ({type(value).__name__})")
-        return value
-
-    def rate(self, value: Any, line: int, name: str) -> Rate | None:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self.fail(line, name, "a rate must be a string like \"100/minute\"")
-        try:
-            return parse_rate(value)
-        except ValueError as exc:
-            raise self.fail(line, name, str(exc)) from None
-
-    def globs(self, value: Any, line: int, name: str, what: str) -> re.Pattern[str]:
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(line, name, f"{what} must be a non-empty list of glob strings")
-        return re.compile("|".join(f"(?:{fnmatch.translate(glob)})" for glob in value))
 
     # -- entries ---------------------------------------------------------------------------------
 
