@@ -159,3 +159,38 @@ def table(rows: list[tuple[str, Load]], baseline: Load) -> str:
         lines.append(f"| {name} | {load.rps:,.0f} | {load.p50_ms:.2f} | {load.p99_ms:.2f} | "
                      f"{load.rps / baseline.rps:.2f} | {load.non_2xx} |")
     return "\n".join(lines)
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident set size of a process, from /proc (Linux), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def describe_run() -> dict[str, str]:
+    """What a results file should say about where it was measured."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "commit": commit + (" (with uncommitted changes)" if dirty else ""),
+        "cpus": str(os.cpu_count()),
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "python": sys.version.split()[0],
+    }
+
+
+def redis_reads(url: str) -> int:
+    """Read events the Redis server has processed: one per client write it received, so the
+    difference over a run counts the network round trips clients made (pipelined calls share one)."""
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    info = subprocess.run(["redis-cli", "-p", port, "INFO", "stats"], capture_output=True, text=True,
+                          check=True).stdout
+    match = re.search(r"^total_reads_processed:(\d+)", info, re.MULTILINE)
+    if match is None:
+        raise RuntimeError("redis-server reports no total_reads_processed (Redis < 6?)")
+    return int(match[1])

@@ -22,6 +22,10 @@ admitting more. Nonces and quotas stay in the one atomic scope call, so a nonce 
 once and a quota never over-admits. Flow is decided before the nonce there: a flow-limited replay
 gets FLOW_LIMITED, not NONCE_USED. Single-node Redis does everything in one call.
 
+On a single node the script calls of concurrent requests are auto-pipelined (`gateway.stores.pipeline`):
+the calls made during one event-loop turn leave in one write and share one round trip, each still one
+atomic script with its own reply or error. Cluster mode keeps one call per script (see `RedisStore`).
+
 Failures are never retried inside redis-py (``Retry(NoBackoff(), 0)``): a script whose reply was lost
 may have committed, and running it again would burn the nonce or take the quota twice. A dead
 connection is dropped by redis-py and the next call reconnects, so the store recovers by itself.
@@ -54,6 +58,7 @@ from gateway.stores.base import (
     Ticket,
     Verdict,
 )
+from gateway.stores.pipeline import Arg, AutoPipeline
 
 log = logging.getLogger("gateway.stores")
 
@@ -68,7 +73,6 @@ _OUTCOMES = (
     Outcome.TOKEN_CALLER_MISMATCH,
     Outcome.REPLAY,
 )
-_Arg = str | int | bytes
 # Redis runs one script at a time: more connections than this add no throughput to one node.
 _MAX_CONNECTIONS = 64
 # Waiting for a pooled connection, and connecting, are timed across the event loop, which a burst of
@@ -109,22 +113,32 @@ def _client_options(timeout: float) -> dict[str, Any]:
 class RedisStore:
     """`Store` over a ``redis.asyncio`` client (a pooled `Redis` or a `RedisCluster`), which it owns
     and closes in `aclose`. Build one with `from_url` / `from_cluster_url`, or inject a client made
-    with ``decode_responses=False`` (stored answers are bytes) and no retries (see above)."""
+    with ``decode_responses=False`` (stored answers are bytes) and no retries (see above).
 
-    def __init__(self, client: Redis | RedisCluster, *, prefix: str = "gw") -> None:
+    ``pipelined`` (single node only; default on): the script calls of concurrent requests share one
+    pipeline per event-loop turn (`gateway.stores.pipeline`); off, each call is sent on its own."""
+
+    def __init__(self, client: Redis | RedisCluster, *, prefix: str = "gw", pipelined: bool = True) -> None:
         if "{" in prefix or "}" in prefix:
             raise ValueError(f"store prefix {prefix!r}: braces would break the cluster hash tags")
         self._client = client
         self._prefix = prefix
         self._cluster = isinstance(client, RedisCluster)
-        # register_script runs EVALSHA and loads the script itself on NOSCRIPT (a restarted server).
+        # Cluster mode stays unbatched: a batch would have to be split by node and each part follow
+        # MOVED/ASK redirections call by call, which redis-py's cluster pipeline does with retries
+        # that could run a committed script twice. Its load is spread over the nodes anyway.
+        self._pipeline = AutoPipeline(client) if pipelined and not isinstance(client, RedisCluster) else None
+        # register_script runs EVALSHA and loads the script itself on NOSCRIPT (a restarted server);
+        # the pipeline uses the same objects (their text and SHA) and does its own NOSCRIPT reload.
         self._admit = client.register_script(_script_text("admit.lua"))
         self._refund = client.register_script(_script_text("refund_flow.lua"))
         self._store_answer = client.register_script(_script_text("store_answer.lua"))
         self._release = client.register_script(_script_text("release.lua"))
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = "gw", timeout: float = 0.25) -> RedisStore:
+    def from_url(
+        cls, url: str, *, prefix: str = "gw", timeout: float = 0.25, pipelined: bool = True
+    ) -> RedisStore:
         """``redis://``, ``rediss://`` or ``unix://`` URL, as redis-py spells them."""
         # A bounded pool that waits for a free connection: in a burst, requests queue for scripts
         # that each take microseconds rather than opening a connection each. A URL's
@@ -135,7 +149,7 @@ class RedisStore:
             timeout=max(timeout, _POOL_WAIT_FLOOR),
             **_client_options(timeout),
         )
-        return cls(Redis.from_pool(pool), prefix=prefix)
+        return cls(Redis.from_pool(pool), prefix=prefix, pipelined=pipelined)
 
     @classmethod
     def from_cluster_url(cls, url: str, *, prefix: str = "gw", timeout: float = 0.25) -> RedisStore:
@@ -229,8 +243,10 @@ class RedisStore:
                 # Lost refunds only make flow control stricter for one emission interval.
                 log.warning("flow refund lost: %s", exc)
 
-    async def _run(self, script: AsyncScript, operation: str, keys: list[str], args: Sequence[_Arg]) -> Any:
+    async def _run(self, script: AsyncScript, operation: str, keys: list[str], args: Sequence[Arg]) -> Any:
         with _wrapped(operation):
+            if self._pipeline is not None:
+                return await self._pipeline.call(script, keys, args)
             if isinstance(self._client, RedisCluster):
                 # Before it knows the slot map, redis-py sends a script to a random node and, on
                 # the MOVED reply, rebuilds its node table under concurrent callers, closing
@@ -242,7 +258,7 @@ class RedisStore:
         self, scope: str, claim: IdempotencyClaim, answer: StoredAnswer, ttl_ms: int
     ) -> None:
         key = f"{self._tag(scope)}:i:{claim.token}"
-        args: list[_Arg] = [claim.owner, claim.fingerprint, ttl_ms]
+        args: list[Arg] = [claim.owner, claim.fingerprint, ttl_ms]
         args += [answer.status, answer.content_type, answer.body]
         await self._run(self._store_answer, "store_answer", [key], args)
 
@@ -255,6 +271,8 @@ class RedisStore:
             await self._client.ping()
 
     async def aclose(self) -> None:
+        if self._pipeline is not None:
+            await self._pipeline.drain()
         with _wrapped("close"):
             await self._client.aclose()
 

@@ -1,0 +1,384 @@
+"""How a request's cost grows: with the request (parameters, body size) and with the policy (keys).
+
+    .venv/bin/python bench/growth.py [--quick | --full] [--load-timeout 60] [--json PATH] [--chart PATH]
+
+Measured in-process, as bench/profile_chain.py does: ASGI scopes built ahead and driven straight into
+the gateway (memory store) in front of the bare bench app, no server and no network; each call is
+timed with perf_counter. A figure is the median over a pool of distinct requests (each with its own
+nonce), then the median of three rounds. Two requests per size:
+
+* admitted: a valid V1 request, through the whole chain and the app;
+* rejected: the same request with a wrong Signature, refused (SignatureDoesNotMatch) once it has been
+  read, parsed and its string-to-sign computed: the most expensive refusal there is.
+
+Request growth: GET with 10, 50 and 200 parameters (``Tag.N`` values), and POST form bodies of 1 KiB
+to 1 MiB (one large base64 ``UserData`` value, the body delivered in 64 KiB chunks as uvicorn does).
+
+Policy growth, each size in a process of its own so that its RSS is its own:
+
+* keys in memory: a Policy of N access keys built directly (not parsed from TOML), 10 to 1,000,000;
+  requests signed by keys spread over the whole table; latency, build time, RSS;
+* keys from TOML: `load_policy` of a generated file, start-up time and RSS, until one size takes
+  longer than ``--load-timeout`` (the larger ones are then reported as not measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import functools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from itertools import count, pairwise
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from bench.apps import describe_regions
+from bench.common import PYTHON, rss_bytes
+from gateway import GatewayMiddleware, Settings
+from gateway.policy import AccessKey, Policy, load_policy, parse_policy
+from gateway.rates import parse_rate
+from gateway.signing import percent_encode, sign_request_v1
+
+PARAMS = (10, 50, 200)
+BODIES = (1 << 10, 8 << 10, 64 << 10, 256 << 10, 1 << 20)
+KEYS = (10, 1_000, 10_000, 100_000, 1_000_000)
+LOAD_KEYS = (10, 100, 1_000, 3_000, 10_000)
+LOAD_KEYS_FULL = (*LOAD_KEYS, 100_000, 1_000_000)
+CHUNK = 64 << 10
+_SERIALS = count()
+ROUNDS = 3
+ACCOUNT = 4242
+QUOTA = "1000000000/day"
+
+HEAD = f"""[[accounts]]
+id = {ACCOUNT}
+name = "growth@example.com"
+
+[apis."2014-05-26".DescribeGrowth]
+params.Tag = {{ type = "String", repeated = true }}
+params.UserData = {{ type = "String" }}
+
+[limits]
+flow = "100000000/second"
+
+"""
+
+
+def key_id(i: int) -> str:
+    return f"LTAIgrowth{i:07d}"
+
+
+def secret(i: int) -> str:
+    return f"growth-secret-{i:07d}"
+
+
+def policy_text(keys: int) -> str:
+    entries = (f'[[access_keys]]\nid = "{key_id(i)}"\nsecrets = ["{secret(i)}"]\naccount = {ACCOUNT}\n'
+               f'quota = "{QUOTA}"\n\n' for i in range(keys))
+    return HEAD + "".join(entries)
+
+
+@dataclass
+class Request:
+    scope: dict[str, Any]
+    chunks: list[bytes]
+    size: int  # bytes of query string plus body
+
+
+def _scope(method: str, query: bytes, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+            "scheme": "http", "path": "/", "raw_path": b"/", "query_string": query, "root_path": "",
+            "headers": [(b"host", b"127.0.0.1:8080"), *headers], "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8080)}
+
+
+def _encoded(params: dict[str, str]) -> bytes:
+    return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items()).encode()
+
+
+def _spoiled(params: dict[str, str], bad: bool) -> dict[str, str]:
+    if bad:
+        sig = params["Signature"]
+        params["Signature"] = ("B" if sig[0] == "A" else "A") + sig[1:]
+    return params
+
+
+def get_request(size: int, *, key: int = 0, bad: bool = False) -> Request:
+    """A signed GET of ``size`` parameters, Signature included. Tag values never recur (a counter in
+    each), so gateway.signing's memo of short recurring strings only helps with what recurs in life."""
+    params = {"Action": "DescribeGrowth", "Version": "2014-05-26", "Format": "JSON", "RegionId": "cn-hangzhou"}
+    serial = next(_SERIALS)
+    params.update({f"Tag.{i}": f"value {serial}-{i}" for i in range(1, size - 9)})
+    signed = _spoiled(sign_request_v1(params, access_key_id=key_id(key), secret=secret(key)), bad)
+    if len(signed) != size:
+        raise AssertionError((len(signed), size))
+    query = _encoded(signed)
+    return Request(_scope("GET", query, [(b"user-agent", b"bench")]), [b""], len(query))
+
+
+@functools.cache
+def user_data(room: int) -> str:
+    """Base64 of random bytes whose percent-encoded form ('+' and '/' take three bytes) fits ``room``."""
+    data = base64.b64encode(os.urandom(room)).decode()[:room]
+    while (excess := len(quote(data, safe="")) - room) > 0:
+        data = data[: -max(1, excess // 2)]
+    return data
+
+
+def post_request(body_bytes: int, *, bad: bool = False) -> Request:
+    """A signed POST whose form body (every parameter, UserData filling it) is about ``body_bytes``.
+    UserData is the same in each (over 30 characters, it is never memoized); the nonce is not."""
+    params = {"Action": "DescribeGrowth", "Version": "2014-05-26", "Format": "JSON", "RegionId": "cn-hangzhou"}
+    overhead = len(_encoded(sign_request_v1({**params, "UserData": ""}, access_key_id=key_id(0),
+                                            secret=secret(0), method="POST")))
+    data = user_data(body_bytes - overhead)
+    signed = _spoiled(sign_request_v1({**params, "UserData": data}, access_key_id=key_id(0), secret=secret(0),
+                                      method="POST"), bad)
+    body = _encoded(signed)
+    chunks = [body[i:i + CHUNK] for i in range(0, len(body), CHUNK)]
+    headers = [(b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", str(len(body)).encode())]
+    return Request(_scope("POST", b"", headers), chunks, len(body))
+
+
+async def _call(app: Any, request: Request) -> tuple[int, float]:
+    messages = [{"type": "http.request", "body": chunk, "more_body": i < len(request.chunks) - 1}
+                for i, chunk in enumerate(request.chunks)]
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    started = time.perf_counter()
+    await app(dict(request.scope), receive, send)
+    return status, time.perf_counter() - started
+
+
+async def median_us(app: Any, pool: list[Request], expect: int) -> float:
+    times = []
+    for request in pool:
+        status, elapsed = await _call(app, request)
+        if status != expect:
+            raise SystemExit(f"growth: expected {expect}, got {status} ({request.size} bytes)")
+        times.append(elapsed)
+    return statistics.median(times) * 1e6
+
+
+def gateway_app(policy: Policy) -> Any:
+    """The bench app (GET and POST, body unread) behind the chain on the memory store."""
+    settings = Settings(access_log=False, max_body_bytes=4 << 20, redis_url=None)
+    app = Starlette(routes=[Route("/", describe_regions, methods=["GET", "POST"])])
+    return GatewayMiddleware(app, settings=settings, policy=policy)
+
+
+async def measure_pair(app: Any, make: Callable[[bool], Request], size: int) -> tuple[float, float]:
+    """(admitted, rejected) µs: medians of ROUNDS rounds, each over ``size`` fresh requests."""
+    admitted, rejected = [], []
+    await median_us(app, [make(False) for _ in range(min(size, 20))], 200)  # warm-up
+    for _ in range(ROUNDS):
+        admitted.append(await median_us(app, [make(False) for _ in range(size)], 200))
+        rejected.append(await median_us(app, [make(True) for _ in range(size)], 400))
+    return statistics.median(admitted), statistics.median(rejected)
+
+
+def _pool_size(size_bytes: int, quick: bool) -> int:
+    count = max(20, min(1000, (4 << 20) // max(size_bytes, 1)))
+    return max(10, count // 4) if quick else count
+
+
+async def request_growth(quick: bool) -> list[dict[str, Any]]:
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", prefix="growth-", delete=False) as handle:
+        handle.write(policy_text(1))
+    app = gateway_app(load_policy(handle.name))
+    Path(handle.name).unlink()
+    rows = []
+    for size in PARAMS:
+        sample = get_request(size)
+        admitted, rejected = await measure_pair(
+            app, lambda bad, s=size: get_request(s, bad=bad), _pool_size(sample.size, quick))
+        rows.append({"kind": "params", "size": size, "bytes": sample.size, "admitted_us": admitted,
+                     "rejected_us": rejected})
+        print(f"  GET {size:>4} parameters ({sample.size:>6} B): admitted {admitted:8.1f} µs, "
+              f"rejected {rejected:8.1f} µs", flush=True)
+    for target in BODIES:
+        sample = post_request(target)
+        admitted, rejected = await measure_pair(
+            app, lambda bad, t=target: post_request(t, bad=bad), _pool_size(target, quick))
+        rows.append({"kind": "body", "size": target, "bytes": sample.size, "admitted_us": admitted,
+                     "rejected_us": rejected})
+        print(f"  POST body {sample.size:>8} B: admitted {admitted:9.1f} µs, rejected {rejected:9.1f} µs",
+              flush=True)
+    return rows
+
+
+# -- policy growth: one child process per size -------------------------------------------------------
+
+
+async def _keys_child(n: int) -> dict[str, Any]:
+    before = rss_bytes()
+    started = time.perf_counter()
+    base = parse_policy(policy_text(1), "growth", {})
+    account, quota = base.accounts[ACCOUNT], parse_rate(QUOTA)
+    keys = {key_id(i): AccessKey(key_id(i), (secret(i),), account, quota=quota) for i in range(n)}
+    policy = replace(base, access_keys=MappingProxyType(keys))
+    built = time.perf_counter() - started
+    rss = rss_bytes() - before
+    app = gateway_app(policy)
+    spread = [i * n // 200 for i in range(200)]  # keys from the whole table, not one warm entry
+    picks = count()
+    admitted, rejected = await measure_pair(
+        app, lambda bad: get_request(10, key=spread[next(picks) % len(spread)], bad=bad), 1000)
+    return {"keys": n, "build_s": built, "rss_bytes": rss, "admitted_us": admitted, "rejected_us": rejected}
+
+
+def _load_child(n: int, path: str) -> dict[str, Any]:
+    before = rss_bytes()
+    started = time.perf_counter()
+    policy = load_policy(path)
+    loaded = time.perf_counter() - started
+    rss = rss_bytes() - before
+    if len(policy.access_keys) != n:
+        raise AssertionError(len(policy.access_keys))
+    started = time.perf_counter()
+    tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    return {"keys": n, "load_s": loaded, "toml_s": time.perf_counter() - started, "rss_bytes": rss,
+            "file_bytes": Path(path).stat().st_size}
+
+
+def _child(args: list[str], timeout: float) -> dict[str, Any] | None:
+    try:
+        done = subprocess.run([PYTHON, __file__, "--child", *args], capture_output=True, text=True,
+                              timeout=timeout, check=True)
+    except subprocess.TimeoutExpired:
+        return None
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def key_growth(quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    for n in KEYS[:3] if quick else KEYS:
+        row = _child(["keys", str(n)], timeout=600)
+        if row is None:
+            raise SystemExit(f"growth: {n} keys in memory took over 600 s")
+        rows.append(row)
+        print(f"  {n:>9,} keys in memory: admitted {row['admitted_us']:7.1f} µs, rejected "
+              f"{row['rejected_us']:7.1f} µs, built in {row['build_s']:6.2f} s, "
+              f"RSS +{row['rss_bytes'] / 2**20:7.1f} MiB", flush=True)
+    return rows
+
+
+def load_growth(sizes: tuple[int, ...], timeout: float) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        if rows and rows[-1].get("load_s") is None:
+            rows.append({"keys": n, "load_s": None, "skipped": True})
+            continue
+        with tempfile.NamedTemporaryFile("w", suffix=".toml", prefix="growth-keys-", delete=False) as handle:
+            handle.write(policy_text(n))
+        try:
+            row = _child(["load", str(n), handle.name], timeout=timeout)
+        finally:
+            Path(handle.name).unlink()
+        if row is None:
+            rows.append({"keys": n, "load_s": None, "timeout_s": timeout})
+            print(f"  {n:>9,} keys from TOML: did not load within {timeout:.0f} s", flush=True)
+            continue
+        rows.append(row)
+        print(f"  {n:>9,} keys from TOML ({row['file_bytes'] / 2**20:6.1f} MiB): start-up "
+              f"{row['load_s']:8.2f} s (TOML parse {row['toml_s']:6.2f} s), RSS +{row['rss_bytes'] / 2**20:7.1f} MiB",
+              flush=True)
+    return rows
+
+
+def slopes(points: list[tuple[float, float]]) -> list[float]:
+    """Cost per unit between consecutive (size, µs) points: constant when the growth is linear."""
+    return [(b[1] - a[1]) / (b[0] - a[0]) for a, b in pairwise(points)]
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, str]:
+    """One line per axis: is it linear in the request, flat in the number of keys?"""
+    out = {}
+    for kind, unit, scale in (("params", "parameter", 1), ("body", "KiB", 1024)):
+        rows = [r for r in results["request"] if r["kind"] == kind]
+        for which in ("admitted_us", "rejected_us"):
+            per = slopes([(r["bytes"] / scale if kind == "body" else r["size"], r[which]) for r in rows])
+            shape = "worse than linear" if per[-1] > 1.5 * max(per[0], 1e-9) and per[-1] > 0.05 else "linear"
+            out[f"{kind} {which[:-3]}"] = (f"{shape}: " + ", ".join(f"{p:.2f}" for p in per)
+                                           + f" µs per {unit} between sizes")
+    keys = results["keys"]
+    for which in ("admitted_us", "rejected_us"):
+        values = [r[which] for r in keys]
+        spread = max(values) / min(values)
+        out[f"keys {which[:-3]}"] = (f"{'flat' if spread <= 1.3 else 'NOT flat'}: max/min {spread:.2f} over "
+                                     f"{keys[0]['keys']:,} to {keys[-1]['keys']:,} keys")
+    loads = [r for r in results["load"] if r.get("load_s")]
+    if len(loads) >= 2:
+        a, b = loads[-2], loads[-1]
+        factor = (b["load_s"] / a["load_s"]) / (b["keys"] / a["keys"])
+        out["TOML start-up"] = (f"{'worse than linear' if factor > 1.5 else 'linear'}: {a['keys']:,} -> "
+                                f"{b['keys']:,} keys multiplies the time by {b['load_s'] / a['load_s']:.1f} "
+                                f"({factor:.1f}x the key ratio)")
+    return out
+
+
+def measure(*, quick: bool = False, full: bool = False, load_timeout: float = 60.0) -> dict[str, Any]:
+    print("request growth (in-process, memory store):", flush=True)
+    request = asyncio.run(request_growth(quick))
+    print("policy growth, keys in memory (one process per size):", flush=True)
+    keys = key_growth(quick)
+    print("policy growth, keys from TOML (one process per size):", flush=True)
+    load = load_growth(LOAD_KEYS[:4] if quick else LOAD_KEYS_FULL if full else LOAD_KEYS, load_timeout)
+    results: dict[str, Any] = {"request": request, "keys": keys, "load": load}
+    results["verdicts"] = verdicts(results)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller pools, keys up to 10,000")
+    parser.add_argument("--full", action="store_true", help="also try 100,000 and 1,000,000 keys from TOML")
+    parser.add_argument("--load-timeout", type=float, default=60.0, help="seconds per TOML size")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--chart", type=Path, help="write the growth chart (PNG) here")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, n, *rest = args.child
+        row = asyncio.run(_keys_child(int(n))) if kind == "keys" else _load_child(int(n), rest[0])
+        print(json.dumps(row))
+        return
+    results = measure(quick=args.quick, full=args.full, load_timeout=args.load_timeout)
+    print()
+    for name, verdict in results["verdicts"].items():
+        print(f"{name:>18}: {verdict}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    if args.chart:
+        from bench.chart import growth_chart
+
+        growth_chart(results, args.chart)
+
+
+if __name__ == "__main__":
+    main()
