@@ -15,7 +15,7 @@
    without auto-pipelining (gateway.stores.pipeline), 1 and 32 admits in flight.
 3. Growth (bench/growth.py) and 4. memory (bench/memory.py, in a process of its own).
 
-Default: 5 s x 3 rounds, about ten minutes on two cores. --seconds/--rounds for longer runs, --quick
+Default: 5 s x 3 rounds, about five minutes on two cores. --seconds/--rounds for longer runs, --quick
 for a smoke run, --full to also try 100,000 and 1,000,000 keys from TOML.
 """
 
@@ -338,7 +338,9 @@ def main() -> None:
         md += ["## Targets", "", "| target | wanted | measured | met |", "|---|---|---|---|"]
         md += [f"| {what} | {wanted} | {got} | {'yes' if ok else '**no**'} |"
                for what, wanted, got, ok in targets(medians, verify)]
-        md.append("")
+        md += ["", "wrk keeps 32 requests in flight, so a saturated server's p50 is about 32 / (req/s) "
+               "(Little's law): the p50 ratio is close to the inverse of the req/s ratio, and meets 2× only "
+               "where the req/s ratio nears 0.5×.", ""]
     if "growth" not in skip:
         results = growth.measure(quick=args.quick, full=args.full)
         chart.growth_chart(results, RESULTS / "growth.png")
