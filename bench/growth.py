@@ -208,27 +208,35 @@ def _pool_size(size_bytes: int, quick: bool) -> int:
 
 
 async def request_growth(quick: bool) -> list[dict[str, Any]]:
+    """Every size, round after round (not all rounds of one size in a row): a burst of load from
+    elsewhere on a shared machine then spoils one round of several sizes, which the median drops."""
     with tempfile.NamedTemporaryFile("w", suffix=".toml", prefix="growth-", delete=False) as handle:
         handle.write(policy_text(1))
     app = gateway_app(load_policy(handle.name))
     Path(handle.name).unlink()
-    rows = []
+    cases: list[tuple[dict[str, Any], Callable[[bool], Request], int]] = []
     for size in PARAMS:
         sample = get_request(size)
-        admitted, rejected = await measure_pair(
-            app, lambda bad, s=size: get_request(s, bad=bad), _pool_size(sample.size, quick))
-        rows.append({"kind": "params", "size": size, "bytes": sample.size, "admitted_us": admitted,
-                     "rejected_us": rejected})
-        print(f"  GET {size:>4} parameters ({sample.size:>6} B): admitted {admitted:8.1f} µs, "
-              f"rejected {rejected:8.1f} µs", flush=True)
+        cases.append(({"kind": "params", "size": size, "bytes": sample.size},
+                      lambda bad, s=size: get_request(s, bad=bad), _pool_size(sample.size, quick)))
     for target in BODIES:
         sample = post_request(target)
-        admitted, rejected = await measure_pair(
-            app, lambda bad, t=target: post_request(t, bad=bad), _pool_size(target, quick))
-        rows.append({"kind": "body", "size": target, "bytes": sample.size, "admitted_us": admitted,
-                     "rejected_us": rejected})
-        print(f"  POST body {sample.size:>8} B: admitted {admitted:9.1f} µs, rejected {rejected:9.1f} µs",
-              flush=True)
+        cases.append(({"kind": "body", "size": target, "bytes": sample.size},
+                      lambda bad, t=target: post_request(t, bad=bad), _pool_size(target, quick)))
+    runs: list[tuple[list[float], list[float]]] = [([], []) for _ in cases]
+    for _, make, pool in cases:
+        await median_us(app, [make(False) for _ in range(min(pool, 20))], 200)  # warm-up
+    for _ in range(ROUNDS):
+        for (_, make, pool), (admitted, rejected) in zip(cases, runs, strict=True):
+            admitted.append(await median_us(app, [make(False) for _ in range(pool)], 200))
+            rejected.append(await median_us(app, [make(True) for _ in range(pool)], 400))
+    rows = []
+    for (row, _, _), (admitted, rejected) in zip(cases, runs, strict=True):
+        row.update(admitted_us=statistics.median(admitted), rejected_us=statistics.median(rejected))
+        rows.append(row)
+        what = f"GET {row['size']:>4} parameters" if row["kind"] == "params" else "POST form body"
+        print(f"  {what} ({row['bytes']:>8} B): admitted {row['admitted_us']:9.1f} µs, "
+              f"rejected {row['rejected_us']:9.1f} µs", flush=True)
     return rows
 
 
