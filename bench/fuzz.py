@@ -1,0 +1,277 @@
+"""The full HTTP fuzz run (``make fuzz``): at least 100,000 inputs against live gateways. Not in CI.
+
+    .venv/bin/python bench/fuzz.py [--inputs 100000] [--redis] [--seed N] [--json PATH]
+
+The gateway runs in its own uvicorn process (uvloop, httptools, as ``gateway serve`` runs it), so the
+fuzzing client and the server each have a core: in front of the echo service of the tests
+(middleware mode), and, for a share of the inputs, as the reverse proxy in front of the tests'
+upstream. With ``--redis`` the gateways keep their state in a private redis-server.
+
+The inputs and the judging are tests/support/fuzzing.py's, as in tests/test_fuzz.py, but drawn at
+random (hypothesis, generate phase only, in rounds of ``ROUND`` with fresh seeds) and never stopping
+at a violation: every answer is judged, violations are counted by kind, and a few examples of each
+are printed. The campaigns:
+
+* ``raw``        hostile requests from scratch (methods, paths, queries with bad escapes, invalid
+                 UTF-8, NUL, up to 10,000 parameters and 1 MiB values, repeated names, garbage
+                 Authorization, huge x-acs-* headers, bodies, content types, odd framing);
+* ``signed``     correctly signed requests asking for anything (every key, API, parameter, owner,
+                 ClientToken, skewed clock, reused nonce), V1 and V3;
+* ``flip-v1``    a correctly signed V1 request with one byte replaced anywhere;
+* ``flip-v3``    the same for V3;
+* ``proxy-*``    the signed and flip campaigns again through the reverse proxy.
+
+Exit status 1 when any violation was found (known bugs, pinned by strict xfail tests, are counted
+apart and do not fail the run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.support: the same strategies and oracle as the tests
+
+from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from bench.common import PYTHON, free_port, redis_server, wait_http  # noqa: E402
+from tests.support.fuzzing import (  # noqa: E402
+    ANY,
+    REFUSE,
+    RawRequest,
+    address_of,
+    check_echo,
+    exchange,
+    judge,
+    mutations,
+    raw_requests,
+    signed_semantics,
+)
+
+POLICY = ROOT / "tests" / "data" / "policy.toml"
+ROUND = 2_000  # examples per hypothesis run: its bookkeeping grows with the examples of one run
+EXAMPLES_PER_KIND = 3
+#: campaign -> share of the inputs
+SHARES = {"raw": 0.30, "signed": 0.20, "flip-v1": 0.18, "flip-v3": 0.18,
+          "proxy-signed": 0.04, "proxy-flip-v1": 0.05, "proxy-flip-v3": 0.05}
+
+
+# --- the served apps (uvicorn --factory imports these in the server process) -----------------------
+
+def echo_app() -> Any:
+    """The gateway in front of the tests' echo service; no GATEWAY_HOST_ID, so Host becomes HostId."""
+    from gateway import GatewayMiddleware, Settings
+    from tests.support.apps import EchoService
+
+    return GatewayMiddleware(EchoService(), settings=Settings.from_env())
+
+
+def proxy_app() -> Any:
+    """The gateway as `gateway serve` builds it in proxy mode (GATEWAY_UPSTREAM_URL set)."""
+    from gateway.app import create_app
+
+    return create_app()
+
+
+def upstream_app() -> Any:
+    from tests.support.upstream import Upstream
+
+    return Upstream()
+
+
+@contextmanager
+def uvicorn_process(factory: str, env: dict[str, str], log: Path) -> Iterator[str]:
+    """One uvicorn worker (uvloop, httptools) serving ``factory``; its output goes to ``log``, read at
+    the end for tracebacks (bench/common.uvicorn_server lets uvicorn print a warning per framing
+    refusal, which would drown the figures)."""
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [PYTHON, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
+             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "error"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(url + "/_gateway/health")
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextmanager
+def servers(use_redis: bool, logs: Path) -> Iterator[dict[str, str]]:
+    with ExitStack() as stack:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
+               "GATEWAY_CONFIG": str(POLICY), "GATEWAY_ACCESS_LOG": "false", "PYTHONPATH": str(ROOT)}
+        if use_redis:
+            env["GATEWAY_REDIS_URL"] = stack.enter_context(redis_server())
+        upstream = stack.enter_context(uvicorn_process("bench.fuzz:upstream_app", env, logs / "upstream.log"))
+        echo = stack.enter_context(uvicorn_process("bench.fuzz:echo_app", env, logs / "echo.log"))
+        proxy = stack.enter_context(uvicorn_process("bench.fuzz:proxy_app", {**env, "GATEWAY_UPSTREAM_URL": upstream},
+                                                    logs / "proxy.log"))
+        yield {"echo": echo, "proxy": proxy}
+
+
+#: The last line of a traceback the known Content-Length bug leaves in the log.
+KNOWN_TRACEBACK = "ValueError: Exceeds the limit (4300 digits) for integer string conversion"
+
+
+def server_errors(logs: Path) -> dict[str, dict[str, int]]:
+    """Tracebacks in each gateway's log: how many, and how many the known Content-Length bug explains."""
+    found = {}
+    for name in ("echo", "proxy"):
+        text = (logs / f"{name}.log").read_text(errors="replace")
+        found[name] = {"tracebacks": text.count("Traceback"), "known": text.count(KNOWN_TRACEBACK)}
+    return found
+
+
+# --- the campaigns ---------------------------------------------------------------------------------
+
+@dataclass
+class Tally:
+    inputs: int = 0
+    seconds: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    expectations: Counter[str] = field(default_factory=Counter)
+    known: Counter[str] = field(default_factory=Counter)
+    violations: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def record(self, request: RawRequest, expect: str, verdict: Any) -> None:
+        self.inputs += 1
+        self.outcomes[verdict.outcome] += 1
+        self.expectations[expect] += 1
+        if verdict.known:
+            self.known[verdict.known] += 1
+        for violation in verdict.violations:
+            kind = violation.split(":", 1)[0][:80]
+            self.violations[kind] += 1
+            shown = self.examples.setdefault(kind, [])
+            if len(shown) < EXAMPLES_PER_KIND:
+                shown.append(f"{violation}\n      {request.short(240)}")
+
+
+Draw = Callable[[st.DataObject], tuple[RawRequest, str, Callable[[dict[str, Any]], list[str]] | None]]
+
+
+def campaign(name: str, url: str) -> Draw:
+    address = address_of(url)
+    host = f"{address[0]}:{address[1]}".encode()
+    echo = not name.startswith("proxy")
+    kind = name.removeprefix("proxy-")
+
+    def draw(data: st.DataObject) -> tuple[RawRequest, str, Any]:
+        if kind == "raw":
+            return data.draw(raw_requests()), REFUSE, None
+        if kind == "signed":
+            signed = data.draw(signed_semantics(host))
+            return signed.request, ANY, check_echo(signed) if echo else None
+        mutation = data.draw(mutations(host, ("V1",) if kind == "flip-v1" else ("V3",)))
+        return mutation.request, mutation.expect, check_echo(mutation.signed) if echo else None
+
+    return draw
+
+
+def run(name: str, url: str, count: int, rng: random.Random) -> Tally:
+    tally = Tally()
+    draw = campaign(name, url)
+    address = address_of(url)
+    began = time.monotonic()
+    while tally.inputs < count:
+        examples = min(ROUND, count - tally.inputs)
+
+        @seed(rng.getrandbits(64))
+        @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+        @given(data=st.data())
+        def one(data: st.DataObject) -> None:
+            request, expect, check = draw(data)
+            tally.record(request, expect, judge(request, exchange(address, request), expect, check))
+
+        before = tally.inputs
+        one()
+        if tally.inputs == before:
+            raise RuntimeError(f"{name}: hypothesis generated nothing")
+        print(f"  {name}: {tally.inputs:,}/{count:,} inputs, {sum(tally.violations.values())} violations, "
+              f"{tally.inputs / (time.monotonic() - began):,.0f}/s", flush=True)
+    tally.seconds = time.monotonic() - began
+    return tally
+
+
+def report(tallies: dict[str, Tally]) -> str:
+    lines = ["", "| campaign | inputs | seconds | inputs/s | violations | known bugs | top outcomes |",
+             "|---|---|---|---|---|---|---|"]
+    for name, t in tallies.items():
+        top = ", ".join(f"{o} {n:,}" for o, n in t.outcomes.most_common(5))
+        lines.append(f"| {name} | {t.inputs:,} | {t.seconds:,.0f} | {t.inputs / max(t.seconds, 1e-9):,.0f} | "
+                     f"{sum(t.violations.values())} | {sum(t.known.values())} | {top} |")
+    total = sum(t.inputs for t in tallies.values())
+    violations = sum(sum(t.violations.values()) for t in tallies.values())
+    known = Counter[str]()
+    for t in tallies.values():
+        known.update(t.known)
+    lines.append(f"\ninputs fuzzed: {total:,}; violations: {violations}; known bugs hit: {dict(known)}")
+    for name, t in tallies.items():
+        expected = ", ".join(f"{k} {n:,}" for k, n in sorted(t.expectations.items()))
+        lines.append(f"  {name}: expected {expected}; outcomes {dict(t.outcomes.most_common())}")
+        for kind, n in t.violations.most_common():
+            lines.append(f"  VIOLATION [{name}] {kind}: {n}")
+            lines += [f"    e.g. {example}" for example in t.examples[kind]]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--inputs", type=int, default=100_000)
+    parser.add_argument("--redis", action="store_true", help="state in a private redis-server")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    logging_off()
+    tallies: dict[str, Tally] = {}
+    logs = Path(tempfile.mkdtemp(prefix="fuzz-logs-"))
+    with servers(args.redis, logs) as urls:
+        print(f"fuzzing {args.inputs:,} inputs: echo {urls['echo']}, proxy {urls['proxy']}, "
+              f"store {'redis' if args.redis else 'memory'}", flush=True)
+        for name, share in SHARES.items():
+            url = urls["proxy" if name.startswith("proxy") else "echo"]
+            tallies[name] = run(name, url, max(1, round(args.inputs * share)), rng)
+    print(report(tallies))
+    errors = server_errors(logs)
+    print(f"server logs ({logs}): {errors}")
+    unexplained = sum(e["tracebacks"] - e["known"] for e in errors.values())
+    if args.json is not None:
+        args.json.write_text(json.dumps({name: {"inputs": t.inputs, "seconds": round(t.seconds, 1),
+                                                "outcomes": t.outcomes, "known": t.known,
+                                                "violations": t.violations, "examples": t.examples}
+                                         for name, t in tallies.items()}, indent=1))
+    return 1 if unexplained or any(t.violations for t in tallies.values()) else 0
+
+
+def logging_off() -> None:
+    import logging
+
+    logging.getLogger("hypothesis").setLevel(logging.ERROR)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
