@@ -23,6 +23,13 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
 
+fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz.py
+
+soak: $(STAMP)
+	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server"; exit 1; }
+	$(BIN)/python bench/soak.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests bench
 
