@@ -222,10 +222,6 @@ def test_service_answers_render_in_the_callers_format(scripted: ScriptedGateway,
 # --- bugs found on the way (strict xfail: each flips when fixed) -------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway/layers/parse.py:55 `int(declared)`: a Content-Length of more than 4300 digits (leading zeros, "
-    "which httptools accepts: '0'*5000 + '1') exceeds Python's int-string conversion limit, raises "
-    "ValueError, and the request is answered InternalError 500 (logged with a traceback)"))
 def test_content_length_with_many_leading_zeros_is_not_an_internal_error(live: Live) -> None:
     request = RawRequest(b"POST", b"/?Format=JSON", ((b"host", b"gateway.test"),), b"a", length=b"0" * 5000 + b"1")
     answer = exchange(live.address, request)
@@ -245,10 +241,6 @@ def test_service_keys_that_are_not_xml_names_still_render_as_xml(scripted: Scrip
     ElementTree.fromstring(response.content)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway/layers/parse.py check(): a GET's body is read (Content-Length) but never parsed nor "
-    "signed in version 1.0, then handed to the wrapped service (middleware _replay) or forwarded "
-    "upstream (proxy.py sends ctx.body): form parameters nobody signed reach the service"))
 def test_an_unsigned_get_body_never_reaches_the_service(live: Live) -> None:
     signed = signed_params("DescribeRegions")
     smuggled = b"Amount=99999&AccessKeyId=LTAIbob"

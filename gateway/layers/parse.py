@@ -52,8 +52,11 @@ class ParseLayer:
 
     def check(self, ctx: RequestContext) -> Awaitable[None] | None:
         declared = ctx.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-            raise BadInput("body larger than GATEWAY_MAX_BODY_BYTES")
+        if declared is not None:
+            # ASCII digits only, and short: int() of thousands of leading zeros raises ValueError.
+            digits = declared.lstrip("0") or "0"
+            if not (declared.isascii() and declared.isdigit()) or len(digits) > 19 or int(digits) > self.max_body:
+                raise BadInput("body larger than GATEWAY_MAX_BODY_BYTES")
         if ctx.method == "POST" or declared not in (None, "0") or "transfer-encoding" in ctx.headers:
             return self._with_body(ctx)
         # A GET without a body, the common case, needs no coroutine at all.
@@ -62,6 +65,9 @@ class ParseLayer:
 
     async def _with_body(self, ctx: RequestContext) -> None:
         ctx.body = await self._read_body(ctx)
+        if ctx.body and ctx.method != "POST" and not ctx.headers.get("authorization", "").startswith("ACS3-"):
+            # Version 1.0 signs no GET body: handing it on would let unsigned parameters through.
+            raise BadInput("a body on a version 1.0 GET is covered by no signature")
         self._parse(ctx)
 
     def _parse(self, ctx: RequestContext) -> None:
