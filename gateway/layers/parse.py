@@ -137,6 +137,10 @@ class ParseLayer:
             # V3 carries no Format: JSON unless the Accept header asks for XML (CONTRACT §3).
             ctx.format = "XML" if "xml" in headers.get("accept", "").lower() else "JSON"
         self._one_api(ctx)
+        named = ctx.params.get("AccessKeyId")
+        if named is not None and named != auth.access_key_id:
+            # A service reading AccessKeyId, as RPC services do, must see the key that was verified.
+            raise BadInput("AccessKeyId parameter names another key than the V3 Credential")
 
     @staticmethod
     def _one_api(ctx: RequestContext) -> None:
