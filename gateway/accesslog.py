@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 
 from gateway.context import RequestContext
@@ -28,3 +29,29 @@ def log_request(ctx: RequestContext) -> None:
         "path": ctx.path,
         "duration_ms": round((time.perf_counter() - ctx.started) * 1000, 3),
     }, ensure_ascii=False, separators=(",", ":")))
+
+
+_SIGNATURE_VALUE = re.compile(r"(?<=[?&]Signature=)[^&\s]*")
+
+
+class RedactSignature(logging.Filter):
+    """Blanks the Signature in uvicorn's access lines, which print the path with its query string.
+
+    uvicorn logs them whenever the ``uvicorn.access`` logger has a handler (its default when it
+    serves an app with the gateway as middleware); the filter keeps CONTRACT §5 true there too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, str) and "Signature=" in a for a in args):
+            record.args = tuple(_SIGNATURE_VALUE.sub("***", a) if isinstance(a, str) else a for a in args)
+        if isinstance(record.msg, str) and "Signature=" in record.msg:
+            record.msg = _SIGNATURE_VALUE.sub("***", record.msg)
+        return True
+
+
+def redact_uvicorn_access_log() -> None:
+    """Install `RedactSignature` on ``uvicorn.access`` once per process."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactSignature) for f in logger.filters):
+        logger.addFilter(RedactSignature())

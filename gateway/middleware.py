@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
-from gateway.accesslog import log_request
+from gateway.accesslog import log_request, redact_uvicorn_access_log
 from gateway.chain import build_chain
 from gateway.context import RequestContext
 from gateway.errors import Err, GatewayError
@@ -45,6 +45,7 @@ class GatewayMiddleware:
     ) -> None:
         self.app = app
         self.settings = settings = settings or Settings.from_env()
+        redact_uvicorn_access_log()
         if policy is None:
             if settings.config is None:
                 log.warning("GATEWAY_CONFIG is unset: using the bundled demo policy (%s)", DEMO_POLICY)

@@ -240,14 +240,6 @@ def test_no_secret_or_signature_in_any_log_line(policy: Policy, redis_server: Re
           f"signature spellings): no secret, no signature")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "CONTRACT §5 holds only while the `uvicorn.access` logger has no handler: uvicorn (0.54, "
-    "protocols/http/*_impl.py) logs each request's path with its query string, Signature included, "
-    "whenever logging.getLogger('uvicorn.access').hasHandlers(). That is the default of any uvicorn that "
-    "serves GatewayMiddleware as middleware (access log on), and of `gateway serve` once a logging "
-    "configuration gives that logger a handler (--no-access-log only removes its handlers). Fix: "
-    "GatewayMiddleware.__init__ adds a logging.Filter to 'uvicorn.access' that rewrites the Signature "
-    "value in the record's args (or the README tells middleware users to run uvicorn --no-access-log)"))
 def test_uvicorn_access_lines_never_carry_a_signature(policy: Policy, traffic: Traffic) -> None:
     lines: list[str] = []
 
