@@ -66,14 +66,37 @@ def _itemize(value: Any) -> Any:
     return value
 
 
+_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@lru_cache(maxsize=4096)
+def xml_name(key: str) -> str:
+    """A JSON key as an element name: the service's keys are not ours to refuse.
+
+    A key that is no XML name (``1x``, ``a b``, ``env:prod``: a colon would declare a namespace
+    prefix nobody bound) or that xmltodict reads as markup (``@attr``, ``#text``) would give
+    unparseable XML or no answer at all, so every other character becomes ``_`` and a name that
+    cannot start an element gets a ``_`` in front. Only ASCII is kept: parsers disagree on which
+    other letters start a name.
+    """
+    if _XML_NAME.fullmatch(key):
+        return key
+    name = _NOT_NAME_CHAR.sub("_", key)
+    return name if _XML_NAME.fullmatch(name) else f"_{name}"
+
+
 def _members(value: dict[str, Any], *, container: bool) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for key, item in value.items():
+        name = xml_name(key)
+        if name in out:  # "a b" beside "a_b": both kept, the later one numbered
+            name = next(f"{name}_{n}" for n in range(2, len(out) + 3) if f"{name}_{n}" not in out)
         if isinstance(item, list):
             elements = [_itemize(element) for element in item]
-            out[key] = elements if container else {_singular(key): elements}
+            out[name] = elements if container else {_singular(name): elements}
         else:
-            out[key] = _itemize(item)
+            out[name] = _itemize(item)
     return out
 
 

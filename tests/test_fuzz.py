@@ -9,7 +9,7 @@ a body, every answer a catalogued code in a body that parses in its content type
 with a flipped byte admitted unless the flip leaves what the signature covers unchanged; the echo
 service sees exactly what was signed, and the caller the signature proves.
 
-The tests pinned at the end (strict xfail) are bugs found on the way; each flips when fixed.
+The tests at the end are bugs found on the way, fixed since: they stay as regressions.
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def test_service_answers_render_in_the_callers_format(scripted: ScriptedGateway,
         assert secret.encode() not in response.content
 
 
-# --- bugs found on the way (strict xfail: each flips when fixed) -------------------------------------
+# --- bugs found on the way, each fixed: they stay as regressions ------------------------------------
 
 
 def test_content_length_with_many_leading_zeros_is_not_an_internal_error(live: Live) -> None:
@@ -228,10 +228,6 @@ def test_content_length_with_many_leading_zeros_is_not_an_internal_error(live: L
     assert answer.status != 500, answer.body
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway/render.py success_body: JSON keys of the service's answer become XML element names as "
-    "they are; a key that is no XML name gives unparseable XML with status 200 ({'1x': 2} -> <1x>2</1x>) "
-    "or, where xmltodict refuses it ({'a b': 1}), an InternalError 500"))
 @pytest.mark.parametrize("data", [{"1x": 2}, {"a b": 1}, {"Tags": {"env:prod": "x"}}], ids=["digit", "space", "colon"])
 def test_service_keys_that_are_not_xml_names_still_render_as_xml(scripted: ScriptedGateway,
                                                                  data: dict[str, Any]) -> None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway import GatewayMiddleware, Settings
 from gateway.policy import Policy
+from gateway.render import success_body, xml_name
 from gateway.stores import MemoryStore, open_store
 from tests.support.client import query, signed_params
 
@@ -118,3 +122,24 @@ async def test_a_client_token_answer_is_stored_before_its_last_byte_is_sent(poli
              "headers": [(b"host", b"gw")]}
     await gateway(scope, receive, send)
     assert events == ["stored", "body"], bodies
+
+
+@pytest.mark.parametrize(("key", "name"), [
+    ("InstanceId", "InstanceId"), ("1x", "_1x"), ("a b", "a_b"), ("env:prod", "env_prod"), ("@id", "_id"),
+    ("#text", "_text"), ("", "_"), ("-x", "_-x"), ("名前", "__"), ("x.y-z_1", "x.y-z_1"),
+])
+def test_keys_become_xml_names(key: str, name: str) -> None:
+    assert xml_name(key) == name
+
+
+@given(st.dictionaries(st.text(max_size=8), st.one_of(st.integers(), st.text(max_size=8)), max_size=6))
+def test_any_service_keys_give_parseable_xml_and_lose_no_member(data: dict[str, Any]) -> None:
+    root = ElementTree.fromstring(success_body("XML", "Describe", data))
+    assert len(root) == len(data)
+    assert [child.text or "" for child in root] == [_expected_text(value) for value in data.values()]
+
+
+def _expected_text(value: int | str) -> str:
+    text = str(value)
+    # XML cannot carry control characters (they are dropped), and a parser reads \r as \n.
+    return "".join(c for c in text if c in "\t\n\r" or c >= " ").replace("\r\n", "\n").replace("\r", "\n")
