@@ -14,6 +14,15 @@ from urllib.parse import unquote
 from gateway.errors import Err, GatewayError
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Escapes of ASCII bytes, in every case spelling: "%3A", "%3a". The values a signed request escapes
+# (Timestamp's colons, the Signature's "+/=") are ASCII; joining table lookups is a third of the cost
+# of urllib's unquote, which is kept for the rest (UTF-8 sequences, with their strict decoding).
+_ASCII_ESCAPES = {
+    high + low: chr(byte)
+    for byte in range(128)
+    for high in {f"{byte >> 4:X}", f"{byte >> 4:x}"}
+    for low in {f"{byte & 15:X}", f"{byte & 15:x}"}
+}
 
 
 class BadInput(GatewayError):
@@ -39,13 +48,22 @@ def parse_into(raw: bytes, into: dict[str, str]) -> None:
                 continue  # "a=1&&b=2" and a trailing "&" are what clients send; they mean nothing
             name, _, value = pair.partition("=")
             if "%" in name or "+" in name:
-                name = unquote(name.replace("+", " "), errors="strict")
+                name = _unescape(name.replace("+", " "))
             if not name:
                 raise BadInput("parameter without a name")
             if name in into:
                 raise BadInput(f"parameter {name!r} given twice")
             if "%" in value or "+" in value:
-                value = unquote(value.replace("+", " "), errors="strict")
+                value = _unescape(value.replace("+", " "))
             into[name] = value
     except UnicodeDecodeError:
         raise BadInput("parameter is not valid UTF-8") from None
+
+
+def _unescape(text: str) -> str:
+    """Percent-decode ``text``, whose escapes are known to be well-formed (``_BAD_ESCAPE``)."""
+    head, *rest = text.split("%")
+    try:
+        return head + "".join([_ASCII_ESCAPES[part[:2]] + part[2:] for part in rest])
+    except KeyError:  # an escape of a byte >= 0x80: part of a UTF-8 sequence
+        return unquote(text, errors="strict")

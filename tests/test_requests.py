@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 import httpx
 import pytest
 
+from gateway.context import new_request_id
 from gateway.errors import Err
 from tests.conftest import LiveGateway
 from tests.support.client import Answer, call, call_v3, get, post, query, signed_params
@@ -171,3 +175,21 @@ def test_ops_paths_never_reach_the_service(memory_gateway: LiveGateway) -> None:
 def test_an_empty_owner_counts_as_none(memory_gateway: LiveGateway) -> None:
     assert call(memory_gateway.url, "DescribeRegions", {"OwnerId": ""}).status == 200
     assert call(memory_gateway.url, "DescribeOwnedThings", {"OwnerAccount": ""}).code() == "MissingParameter"
+
+
+def test_request_ids_are_unique_uuid4s_even_across_a_fork() -> None:
+    first = [new_request_id() for _ in range(1000)]  # leaves part of a batch unused in this process
+    for value in first[:300]:
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant, str(parsed).upper()) == (4, uuid.RFC_4122, value)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports its next ids; it must not reuse the parent's unused batch
+        os.write(write, ",".join(new_request_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().split(",")
+    os.waitpid(pid, 0)
+    parent = [new_request_id() for _ in range(50)]
+    assert len({*first, *child, *parent}) == 1100

@@ -42,7 +42,7 @@ class AdmitLayer:
             scope=str(key.account.id),
             nonce=f"{key.id}:{ctx.nonce}",
             nonce_ttl_ms=max(ctx.nonce_ttl_ms, 1),
-            takes=tuple(ctx.takes),
+            takes=ctx.takes,
             idempotency=ctx.idempotency,
         )
         try:

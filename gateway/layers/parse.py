@@ -72,8 +72,11 @@ class ParseLayer:
 
     def _parse(self, ctx: RequestContext) -> None:
         parse_into(ctx.query_string, ctx.query)
-        params = ctx.params = dict(ctx.query)
+        # Without a form body the parameters are the query: one dict serves as both (neither is
+        # changed once parsed).
+        params = ctx.params = ctx.query
         if ctx.body and ctx.method == "POST":
+            params = ctx.params = dict(ctx.query)
             content_type = ctx.headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if content_type != FORM:
                 raise BadInput(f"POST body of type {content_type or 'none'!r}, not {FORM}")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import datetime
@@ -12,6 +13,7 @@ CLOCK_MARGIN = 5
 _SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z")
 
 
+@functools.lru_cache(maxsize=256)  # one second's Timestamp is shared by every request of that second
 def parse_timestamp(value: str) -> float | None:
     """Seconds since the epoch, or None when the value is not ``YYYY-MM-DDThh:mm:ss[.ffffff]Z``."""
     if _SHAPE.fullmatch(value) is None:
