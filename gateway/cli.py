@@ -36,6 +36,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.serving import Limits, protocol
+
     settings = _settings(args)
     policy = load_policy(settings.config)  # a bad file stops start-up here, with one line
     if settings.workers > 1 and not settings.redis_url:
@@ -45,6 +47,10 @@ def serve(args: argparse.Namespace) -> int:
         )
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     logging.getLogger("gateway").info("%s", policy.summary())
+    limits = Limits.from_settings(settings)
+    logging.getLogger("gateway").info(
+        "connections: request heads within %g s and %d bytes; at most %s open per worker",
+        limits.header_timeout, limits.max_header_bytes, limits.max_connections or "unbounded")
     if not settings.upstream_url:
         _print_demo_hint(settings)
     # Workers re-read the environment in their own process: pass the command-line overrides on.
@@ -53,6 +59,7 @@ def serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
+        http=protocol(limits),  # httptools, with the header timeout, head bound and connection cap
         host=settings.host,
         port=settings.port,
         workers=settings.workers,

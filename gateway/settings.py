@@ -39,6 +39,15 @@ def _int_min(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _opt_int_min(low: int) -> Callable[[str], int | None]:
+    parse = _int_min(low)
+
+    def parse_opt(raw: str) -> int | None:
+        return parse(raw) if raw else None
+
+    return parse_opt
+
+
 def _positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0:
@@ -141,6 +150,14 @@ VARIABLES: tuple[Variable, ...] = (
              "Seconds to wait for the upstream's answer (ServiceUnavailable beyond)."),
     Variable("GATEWAY_SHUTDOWN_TIMEOUT", "shutdown_timeout", "30", _positive_float,
              "Seconds `gateway serve` lets in-flight requests finish after SIGTERM."),
+    Variable("GATEWAY_HEADER_TIMEOUT", "header_timeout", "10", _positive_float,
+             "Seconds `gateway serve` gives a connection to send a whole request head, from its opening "
+             "or its previous answer; then it is closed."),
+    Variable("GATEWAY_MAX_HEADER_BYTES", "max_header_bytes", "65536", _int_min(1024),
+             "Largest request head (request line and headers) `gateway serve` reads; a longer one gets 431."),
+    Variable("GATEWAY_MAX_CONNECTIONS", "max_connections", "", _opt_int_min(1),
+             "Open connections per worker; past it the one waiting longest for a request head is closed. "
+             "Unset: the descriptor limit (`ulimit -n`) less 128 (less a quarter, under 512)."),
     Variable("GATEWAY_OPS_PREFIX", "ops_prefix", "/_gateway", _path_prefix,
              "Path prefix of the health and metrics endpoints (never served as API calls)."),
 )
@@ -169,6 +186,9 @@ class Settings:
     upstream_connect_timeout: float = 2.0
     upstream_read_timeout: float = 30.0
     shutdown_timeout: float = 30.0
+    header_timeout: float = 10.0
+    max_header_bytes: int = 65_536
+    max_connections: int | None = None
     ops_prefix: str = "/_gateway"
 
     @classmethod

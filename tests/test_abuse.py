@@ -10,8 +10,9 @@ Scale: many idle connections cost one descriptor each on both sides. The test ra
 RLIMIT_NOFILE to the hard limit before the server starts (the server inherits it) and opens up to
 10,000, fewer when the limits do not leave room: `idle_scale` says how many and why.
 
-The two strict xfails at the end pin what the server does not bound: idle connections (no timeout
-before a request's head arrives) and the size of a request's headers.
+The two tests at the end were strict xfails until gateway/serving.py bounded what uvicorn does not:
+idle connections filling the descriptor limit (header timeout and connection cap) and the size of a
+request's head. tests/test_serving.py tests each bound in detail.
 """
 
 from __future__ import annotations
@@ -226,19 +227,11 @@ async def test_thousands_of_idle_connections_leave_the_gateway_serving(served: S
     assert after <= baseline
 
 
-# --- what the server does not bound (strict xfail) --------------------------------------------------
+# --- what uvicorn does not bound, and gateway/serving.py does ---------------------------------------
 
 HEADER_TIMEOUT_BOUND = 10.0
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "gateway serve (uvicorn 0.54 + httptools) closes no connection that has not sent a complete request "
-    "head: no header-read timeout exists (timeout_keep_alive starts only after a response). Idle "
-    "connections are held forever, one descriptor each; once they fill the worker's RLIMIT_NOFILE, "
-    "every new caller's connection is closed without an answer (measured: at once, EOF) until they "
-    "leave. Here: server limit 128 fds, 150 idle connections, then a signed request. Fix: a "
-    "header-read timeout in gateway serve (e.g. a protocol wrapper closing connections without a "
-    "request head after N s) or a front proxy with client_header_timeout"))
 def test_idle_connections_cannot_starve_the_server_of_descriptors() -> None:
     port = free_port()
     env = serve_env(GATEWAY_CONFIG=POLICY, GATEWAY_ACCESS_LOG="false", GATEWAY_LOG_LEVEL="critical")
@@ -276,13 +269,6 @@ def _answers(port: int) -> bool:
     return answer is not None and answer.status == 200
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "gateway serve (uvicorn 0.54 + httptools) bounds the request line (64 KiB) but not the headers: a "
-    "16 MiB x-acs-* header is buffered whole, then answered MissingParameter. The cost grows with the "
-    "square of the size, on the worker's event loop (measured: 16 MiB 0.27 s, 32 MiB 0.95 s, 64 MiB 3.2 s; "
-    "a normal signed request sent during the 64 MiB head waited 2.3 s). Fix: refuse heads over a bound "
-    "(uvicorn --http h11 enforces h11_max_incomplete_event_size, 16 KiB by default) or a front proxy "
-    "with large_client_header_buffers"))
 def test_a_huge_request_head_is_refused_before_it_is_read_whole(served: Served) -> None:
     request = RawRequest(b"GET", b"/?Format=JSON", ((b"host", b"gw"), (b"x-acs-padding", b"y" * (16 << 20))))
     answer = exchange(address(served), request, timeout=30)

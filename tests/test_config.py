@@ -39,6 +39,7 @@ def test_settings_defaults_and_overrides() -> None:
     ("GATEWAY_REDIS_TIMEOUT", "-1"), ("GATEWAY_SIGNATURE_METHODS", "HMAC-MD5"), ("GATEWAY_ACCESS_LOG", "maybe"),
     ("GATEWAY_OPS_PREFIX", "ops"), ("GATEWAY_FAIL_OPEN", "nonce"), ("GATEWAY_UPSTREAM_URL", "ftp://x"),
     ("GATEWAY_UPSTREAM_URL", "http://host:port/"), ("GATEWAY_SHUTDOWN_TIMEOUT", "0"),
+    ("GATEWAY_HEADER_TIMEOUT", "0"), ("GATEWAY_MAX_HEADER_BYTES", "100"), ("GATEWAY_MAX_CONNECTIONS", "0"),
 ])
 def test_bad_setting_names_the_variable(env: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"^{env}="):
