@@ -113,7 +113,8 @@ class GatewayMiddleware:
             if not responder.started:
                 await send_error(ctx, send, GatewayError(Err.INTERNAL_ERROR))
         finally:
-            await self._settle_token(ctx, responder)
+            if ctx.idempotency is not None:
+                await self._settle_token(ctx, responder)
 
     def _keeper(self, ctx: RequestContext) -> Callable[[StoredAnswer], Awaitable[None]] | None:
         """Stores a ClientToken's answer for replay; None when the request holds no token."""

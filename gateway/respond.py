@@ -14,15 +14,20 @@ from gateway.render import CONTENT_TYPES, error_body, success_body
 from gateway.stores import StoredAnswer
 
 REQUEST_ID_HEADER = b"x-acs-request-id"
+# The service's headers that a rendered answer replaces with its own.
+_REPLACED = frozenset({b"content-type", b"content-length", REQUEST_ID_HEADER})
 # An answer larger than this is streamed rather than kept for a ClientToken replay.
 MAX_STORED_ANSWER = 1_048_576
 
 
-def _start(status: int, content_type: str, length: int, request_id: str,
+_CONTENT_TYPE_BYTES = {fmt: content_type.encode() for fmt, content_type in CONTENT_TYPES.items()}
+
+
+def _start(status: int, content_type: str | bytes, length: int, request_id: str,
            extra: list[tuple[bytes, bytes]] | None = None) -> Message:
     headers = [
-        (b"content-type", content_type.encode("latin-1")),
-        (b"content-length", str(length).encode()),
+        (b"content-type", content_type if isinstance(content_type, bytes) else content_type.encode("latin-1")),
+        (b"content-length", b"%d" % length),
         (REQUEST_ID_HEADER, request_id.encode()),
     ]
     if extra:
@@ -82,7 +87,11 @@ class Responder:
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.ctx.status = message["status"]
-            content_type = next((v for k, v in message.get("headers", []) if k.lower() == b"content-type"), b"")
+            content_type = b""
+            for name, value in message.get("headers", ()):
+                if name.lower() == b"content-type":
+                    content_type = value
+                    break
             self._content_type = content_type.decode("latin-1")
             if _is_json(content_type):
                 self._held = message  # nothing sent yet: a failure before the body can still be answered
@@ -158,12 +167,10 @@ class Responder:
     async def _send_rendered(self, start: Message, status: int, body: bytes) -> None:
         ctx = self.ctx
         self.started = True
-        content_type = CONTENT_TYPES[ctx.format]
-        kept = [(k, v) for k, v in start.get("headers", [])
-                if k.lower() not in (b"content-type", b"content-length", REQUEST_ID_HEADER)]
+        kept = [(k, v) for k, v in start.get("headers", ()) if k.lower() not in _REPLACED]
         if self.capture:
-            await self._final(StoredAnswer(status, content_type, body))
-        await self.send(_start(status, content_type, len(body), ctx.request_id, kept))
+            await self._final(StoredAnswer(status, CONTENT_TYPES[ctx.format], body))
+        await self.send(_start(status, _CONTENT_TYPE_BYTES[ctx.format], len(body), ctx.request_id, kept))
         await self.send({"type": "http.response.body", "body": body})
 
     async def _passthrough(self, start: Message, raw: bytes) -> None:

@@ -85,6 +85,17 @@ def test_policy_errors_name_file_line_entry(tail: str, line: int, problem: str) 
     assert "\n" not in message
 
 
+def test_the_line_of_an_entry_deep_in_a_large_policy_is_found_in_one_pass() -> None:
+    # Indented and commented headers, "[[...]]" inside a string: only real headers count.
+    keys = "".join(f'\n  [[ access_keys ]]  # key {i}\nid = "K{i}"\nsecrets = ["[[access_keys]]"]\naccount = 1\n'
+                   for i in range(20_000))
+    text = GOOD + keys + '\n[[access_keys]]\nid = "BAD"\nsecrets = []\naccount = 1\n'
+    bad_line = text.count("\n", 0, text.index('id = "BAD"'))  # the header's line, 1-based
+    with pytest.raises(PolicyError) as caught:  # (a scan per entry made this take minutes)
+        parse_policy(text, "p.toml", {})
+    assert str(caught.value).startswith(f"p.toml:{bad_line}: access_keys[20001]"), caught.value
+
+
 def test_secret_env_reads_the_environment() -> None:
     text = GOOD.replace('secrets = ["s"]', 'secret_env = "MY_SECRET"')
     assert parse_policy(text, "p.toml", {"MY_SECRET": "from-env"}).access_keys["K"].secrets == ("from-env",)
