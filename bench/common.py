@@ -194,3 +194,24 @@ def redis_reads(url: str) -> int:
     if match is None:
         raise RuntimeError("redis-server reports no total_reads_processed (Redis < 6?)")
     return int(match[1])
+
+
+def server_pid(url: str) -> int:
+    """The pid of the uvicorn process `uvicorn_server` started for ``url`` (found by its ``--port``)."""
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if b"uvicorn" in argv and b"--port" in argv and argv[argv.index(b"--port") + 1] == port.encode():
+            return int(entry.name)
+    raise LookupError(f"no uvicorn process serves {url}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` so far (/proc/PID/stat utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -48,10 +48,12 @@ from bench.common import (
     HERE,
     PYTHON,
     Load,
+    cpu_seconds,
     describe_run,
     median_load,
     redis_reads,
     redis_server,
+    server_pid,
     uvicorn_server,
     write_paths,
     wrk,
@@ -110,15 +112,32 @@ def _paths(case: Case, urls: dict[str, str], count: int, v1: Path | None = None)
     return v1 if v1 is not None else write_paths(v1_path, count)
 
 
-def throughput(seconds: int, rounds: int) -> tuple[dict[str, list[Load]], dict[str, float]]:
-    """Each case's loads, round by round, and Redis round trips per request (cases on Redis)."""
-    runs: dict[str, list[Load]] = {case.name: [] for case in CASES}
-    trips: dict[str, list[float]] = {case.name: [] for case in CASES if case.redis}
+@dataclass
+class Measured:
+    """A case's loads, and per request: Redis round trips, and CPU µs of each process that served it."""
+
+    loads: list[Load]
+    trips: list[float]
+    cpu_us: dict[str, list[float]]  # "server", and "upstream" or "redis-server" where one took part
+
+
+def _pid_of_redis(url: str) -> int:
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    info = subprocess.run(["redis-cli", "-p", port, "INFO", "server"], capture_output=True, text=True,
+                          check=True).stdout
+    return int(info.split("process_id:", 1)[1].split()[0])
+
+
+def throughput(seconds: int, rounds: int) -> dict[str, Measured]:
+    """Each case's loads, round by round, with the CPU its processes spent and its Redis round trips."""
+    runs = {case.name: Measured([], [], {}) for case in CASES}
     with redis_server() as redis_url, ExitStack() as servers:
         urls: dict[str, str] = {}
         for case in CASES:  # the bare app first: the proxy's upstream
             env = case.env(redis_url, urls.get(BARE, ""))
             urls[case.name] = servers.enter_context(uvicorn_server(case.target, env, ready_path=case.ready))
+        pids = {name: server_pid(url) for name, url in urls.items()}
+        redis_pid = _pid_of_redis(redis_url)
         print(f"throughput: wrk -t1 -c32 -d{seconds}s, {rounds} rounds, {len(CASES)} servers up; warming up",
               flush=True)
         warm = write_paths(v1_path, PER_SECOND)
@@ -132,17 +151,28 @@ def throughput(seconds: int, rounds: int) -> tuple[dict[str, list[Load]], dict[s
             v1 = write_paths(v1_path, PER_SECOND * seconds)
             for case in CASES if round_no % 2 == 0 else CASES[::-1]:
                 paths = _paths(case, urls, PER_SECOND * seconds, v1)
-                reads = redis_reads(redis_url)  # the other servers are idle: the difference is this case's
-                load = wrk(urls[case.name] + "/", seconds=seconds, paths=paths)
+                # The other servers are idle: what each process spends meanwhile is this case's.
+                watched = {"server": pids[case.name]}
+                if case.name == PROXY:
+                    watched["upstream"] = pids[BARE]
                 if case.redis:
-                    trips[case.name].append((redis_reads(redis_url) - reads) / max(load.requests, 1))
+                    watched["redis-server"] = redis_pid
+                cpu = {what: cpu_seconds(pid) for what, pid in watched.items()}
+                reads = redis_reads(redis_url)
+                load = wrk(urls[case.name] + "/", seconds=seconds, paths=paths)
+                measured = runs[case.name]
+                for what, pid in watched.items():
+                    used = (cpu_seconds(pid) - cpu[what]) / max(load.requests, 1) * 1e6
+                    measured.cpu_us.setdefault(what, []).append(used)
+                if case.redis:
+                    measured.trips.append((redis_reads(redis_url) - reads) / max(load.requests, 1))
                 if paths != v1:
                     paths.unlink()
-                runs[case.name].append(load)
+                measured.loads.append(load)
                 print(f"  round {round_no + 1} {case.name:<40} {load.rps:9,.0f} req/s  p50 {load.p50_ms:6.2f} ms"
                       f"  p99 {load.p99_ms:6.2f} ms  non-2xx {load.non_2xx}", flush=True)
             v1.unlink()
-    return runs, {name: statistics.median(values) for name, values in trips.items()}
+    return runs
 
 
 # -- in-process figures -----------------------------------------------------------------------------
@@ -223,13 +253,17 @@ def memory_figures(nonces: int) -> dict[str, Any]:
 # -- the report ---------------------------------------------------------------------------------------
 
 
-def results_table(rows: list[tuple[str, Load]], bare: Load, trips: dict[str, float]) -> str:
+def results_table(rows: list[tuple[str, Load]], bare: Load, runs: dict[str, Measured]) -> str:
     lines = ["| case | requests/s | p50 ms | p99 ms | req/s × bare | p50 × bare | Redis round trips/request "
-             "| non-2xx |", "|---|--:|--:|--:|--:|--:|--:|--:|"]
+             "| CPU µs/request | non-2xx |", "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for name, load in rows:
-        trip = f"{trips[name]:.3f}" if name in trips else "–"
+        measured = runs[name]
+        trip = f"{statistics.median(measured.trips):.3f}" if measured.trips else "–"
+        cpu = " + ".join(f"{statistics.median(values):.0f}" + ("" if what == "server" else f" ({what})")
+                         for what, values in measured.cpu_us.items())
         lines.append(f"| {name} | {load.rps:,.0f} | {load.p50_ms:.2f} | {load.p99_ms:.2f} | "
-                     f"{load.rps / bare.rps:.2f} | {load.p50_ms / bare.p50_ms:.2f} | {trip} | {load.non_2xx} |")
+                     f"{load.rps / bare.rps:.2f} | {load.p50_ms / bare.p50_ms:.2f} | {trip} | {cpu} | "
+                     f"{load.non_2xx} |")
     return "\n".join(lines)
 
 
@@ -289,7 +323,7 @@ def main() -> None:
     if args.quick:
         args.seconds, args.rounds = 2, 1
     skip = set(filter(None, args.skip.split(",")))
-    from bench import chart, growth  # matplotlib is only needed here, not by the uvicorn factories
+    from bench import chart, growth, layers  # matplotlib is only needed here, not by the uvicorn factories
 
     began = time.monotonic()
     RESULTS.mkdir(exist_ok=True)
@@ -302,8 +336,8 @@ def main() -> None:
     medians: dict[str, Load] = {}
     verify = None
     if "throughput" not in skip:
-        runs, trips = throughput(args.seconds, args.rounds)
-        medians = {name: median_load(loads) for name, loads in runs.items()}
+        runs = throughput(args.seconds, args.rounds)
+        medians = {name: median_load(measured.loads) for name, measured in runs.items()}
         rows = list(medians.items())
         chart.throughput_chart(rows, medians[BARE], RESULTS / "throughput.png",
                                f"wrk -t1 -c32, {args.seconds} s x {args.rounds} rounds (medians), one uvicorn "
@@ -312,8 +346,11 @@ def main() -> None:
                f"wrk -t1 -c32 -d{args.seconds}s against one uvicorn worker (uvloop, httptools) per case, "
                f"{args.rounds} alternating rounds, medians. The bare app's row is also the proxy's upstream "
                "served directly. Redis round trips: read events redis-server processed during the case's run "
-               "(INFO stats total_reads_processed) per request; pipelined calls share one.", "",
-               results_table(rows, medians[BARE], trips), "", "![throughput](throughput.png)", ""]
+               "(INFO stats total_reads_processed) per request; pipelined calls share one. CPU µs/request: user "
+               "plus system time (/proc) of the server process during the run, per request answered, and of "
+               "redis-server or the upstream where they served it too: with one worker saturated, requests/s is "
+               "about 10⁶ / (the server's CPU µs/request).", "",
+               results_table(rows, medians[BARE], runs), "", "![throughput](throughput.png)", ""]
         pipelined, unpipelined = medians["V1 chain (Redis)"], medians["V1 chain (Redis, auto-pipelining off)"]
         md += [f"Auto-pipelining: V1 on Redis {pipelined.rps / medians[BARE].rps:.2f}× bare with it, "
                f"{unpipelined.rps / medians[BARE].rps:.2f}× without ({pipelined.rps / unpipelined.rps:.2f}× "
@@ -323,6 +360,7 @@ def main() -> None:
         verify = verification_us()
         chain = chain_us(2_000 if args.quick else 20_000)
         cpu = admit_cpu(5_000 if args.quick else 20_000, 1 if args.quick else 3)
+        steps = asyncio.run(layers.measure(2_000 if args.quick else 20_000))
         md += ["## In-process", "",
                f"- one V1 verification, 10 parameters (gateway.signing.verify_v1): {verify:.1f} µs",
                f"- a V1 request driven straight into the app (bench/profile_chain.py): bare {chain['bare_us']:.1f} µs,"
@@ -333,7 +371,10 @@ def main() -> None:
         for in_flight in (1, 32):
             md.append(f"| {in_flight} | {cpu[f'unpipelined x{in_flight}']:.1f} µs | "
                       f"{cpu[f'pipelined x{in_flight}']:.1f} µs |")
-        md.append("")
+        md += ["", "Each step of the chain on its own (bench/layers.py: every step over all the requests before "
+               "the next, so warm; the whole request above costs more, each step running cold between the "
+               "others):", "", "| step | µs |", "|---|--:|",
+               *(f"| {name} | {us:.2f} |" for name, us in steps), f"| sum | {sum(us for _, us in steps):.2f} |", ""]
     if medians:
         md += ["## Targets", "", "| target | wanted | measured | met |", "|---|---|---|---|"]
         md += [f"| {what} | {wanted} | {got} | {'yes' if ok else '**no**'} |"
