@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -59,6 +60,7 @@ def _spliceable(raw: bytes) -> bool:
             and b'"RequestId"' not in raw and b'"Code"' not in raw)
 
 
+@lru_cache(maxsize=64)  # a service answers with one or two content types
 def _is_json(content_type: bytes) -> bool:
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json" or media.endswith(b"+json")
@@ -110,9 +112,10 @@ class Responder:
             await self._collect(body, more)
             await self.send(message)
             return
-        self._chunks.append(body)
         if not more:
-            await self._render(self._held, b"".join(self._chunks))
+            await self._render(self._held, b"".join([*self._chunks, body]) if self._chunks else body)
+        else:
+            self._chunks.append(body)
 
     async def _collect(self, body: bytes, more: bool) -> None:
         if not self.capture:
