@@ -370,6 +370,22 @@ async def test_a_nonce_used_before_a_redis_restart_is_used_after_it(
     assert code(replay) == "SignatureNonceUsed", replay.body
 
 
+async def test_a_burst_right_after_a_redis_restart_is_answered(
+    redis_server: RedisServer, redis_gateways: GatewayProcesses
+) -> None:
+    fleet = Fleet(redis_gateways)
+    await fleet.burst([signed() for _ in range(GATEWAYS * 100)])  # every gateway's pool in use
+    try:
+        await asyncio.to_thread(redis_server.stop)
+    finally:
+        await asyncio.to_thread(redis_server.start)
+    replies = await fleet.burst([signed() for _ in range(GATEWAYS * 200)])
+    for reply in replies:
+        check_answer(reply)
+    outcomes = Counter((r.status, code(r)) for r in replies)
+    assert outcomes == {(200, None): len(replies)}, fleet.logs()
+
+
 def _redis_pid(redis: RedisServer) -> int:
     found = re.search(r"^process_id:(\d+)", command(redis.port, "INFO", "server").decode(), re.MULTILINE)
     assert found is not None
@@ -390,7 +406,7 @@ async def test_a_client_token_refused_while_redis_stalls_is_not_left_processing(
     fleet = Fleet(redis_gateways)
     # Until gateway 0 admits a request: then the connection on top of its pool is connected and
     # sound, and the stalled call is written to it (a fresh connection would stall in its handshake
-    # and never send the script; a pooled one from before a restart fails once on its own).
+    # and never send the script).
     await _first_admitted(fleet, 0)
     call = {"Amount": "5", "ClientToken": uuid.uuid4().hex}
     pid = _redis_pid(redis_server)

@@ -29,7 +29,7 @@ from gateway.stores import (
     Ticket,
     open_store,
 )
-from tests.support.redis import RedisClusterNodes, free_port, running_redis
+from tests.support.redis import RedisClusterNodes, RedisServer, free_port, running_redis
 
 HOUR = 3_600_000
 SLACK = 2.0  # seconds: for tests about atomicity, not latency, on a loaded machine
@@ -220,6 +220,36 @@ async def test_recovers_by_itself_when_redis_returns() -> None:
             except StoreUnavailable:  # a pooled connection from before the restart
                 await asyncio.sleep(0.02)
         assert outcome is Outcome.ADMITTED
+        await store.aclose()
+
+
+async def _restart(server: RedisServer) -> float:
+    """Stop and start ``server`` (empty); the wall time, in ms, just before it was started again."""
+    await asyncio.to_thread(server.stop)
+    before = time.time_ns() // 1_000_000
+    await asyncio.to_thread(server.start)
+    return before
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "unpipelined"])
+async def test_pooled_connections_from_before_a_restart_fail_no_call_after_it(pipelined: bool) -> None:
+    with running_redis() as server:
+        store = RedisStore.from_url(server.url, timeout=0.25, pipelined=pipelined)
+        burst = 800
+
+        async def outcomes() -> Counter[str]:
+            async def one() -> str:
+                try:
+                    return (await store.admit(ticket())).outcome.value
+                except StoreUnavailable as exc:
+                    return f"unavailable: {exc}"
+
+            return Counter(await asyncio.gather(*(one() for _ in range(burst))))
+
+        assert await outcomes() == {"admitted": burst}  # fills the pool
+        await _restart(server)  # answers PING again: every pooled connection is to the old server
+        after = await outcomes()
+        assert after == {"admitted": burst}, after
         await store.aclose()
 
 

@@ -28,23 +28,22 @@ atomic script with its own reply or error. Cluster mode keeps one call per scrip
 
 Failures are never retried inside redis-py (``Retry(NoBackoff(), 0)``): a script whose reply was lost
 may have committed, and running it again would burn the nonce or take the quota twice. A dead
-connection is dropped by redis-py and the next call reconnects, so the store recovers by itself.
+connection is dropped by redis-py and the next call reconnects, so the store recovers by itself;
+a pooled connection whose server has gone (a restart) is replaced by the pool when it is taken,
+before it fails a call (see `gateway.stores.clients`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError
@@ -58,6 +57,7 @@ from gateway.stores.base import (
     Ticket,
     Verdict,
 )
+from gateway.stores.clients import cluster_client, pooled_client
 from gateway.stores.pipeline import Arg, AutoPipeline
 
 log = logging.getLogger("gateway.stores")
@@ -73,22 +73,7 @@ _OUTCOMES = (
     Outcome.TOKEN_CALLER_MISMATCH,
     Outcome.REPLAY,
 )
-# Redis runs one script at a time: more connections than this add no throughput to one node.
-_MAX_CONNECTIONS = 64
-# Waiting for a pooled connection, and connecting, are timed across the event loop, which a burst of
-# requests keeps busy (HTTP parsing, signatures) for longer than a reply takes: with `timeout` alone a
-# healthy Redis looks down under load (measured: every connect of a cold pool failing at 0.25 s in a
-# 200-request burst). Replies keep `timeout`; a refused connection still fails at once.
-_CONNECT_TIMEOUT_FLOOR = 1.0
-_POOL_WAIT_FLOOR = 5.0
-_MAX_CLUSTER_CONNECTIONS = 1000
 _BACKEND_ERRORS = (RedisError, RedisClusterException, OSError)
-# "redis+cluster://[user:pass@]host:port[,host:port...][/db][?options]"
-_CLUSTER_URL = re.compile(
-    r"^(?P<scheme>rediss?)\+cluster://(?P<auth>[^@/]*@)?(?P<hosts>[^/?#]+)(?P<rest>.*)$", re.IGNORECASE
-)
-
-
 def _script_text(name: str) -> str:
     return resources.files("gateway.stores").joinpath("lua", name).read_text(encoding="utf-8")
 
@@ -100,14 +85,6 @@ def _wrapped(operation: str) -> Iterator[None]:
         yield
     except _BACKEND_ERRORS as exc:
         raise StoreUnavailable(f"redis {operation} failed: {type(exc).__name__}: {exc}") from exc
-
-
-def _client_options(timeout: float) -> dict[str, Any]:
-    return {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": max(timeout, _CONNECT_TIMEOUT_FLOOR),
-        "retry": Retry(NoBackoff(), 0),
-    }
 
 
 class RedisStore:
@@ -140,36 +117,13 @@ class RedisStore:
         cls, url: str, *, prefix: str = "gw", timeout: float = 0.25, pipelined: bool = True
     ) -> RedisStore:
         """``redis://``, ``rediss://`` or ``unix://`` URL, as redis-py spells them."""
-        # A bounded pool that waits for a free connection: in a burst, requests queue for scripts
-        # that each take microseconds rather than opening a connection each. A URL's
-        # ?max_connections= overrides the bound.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=_MAX_CONNECTIONS,
-            timeout=max(timeout, _POOL_WAIT_FLOOR),
-            **_client_options(timeout),
-        )
-        return cls(Redis.from_pool(pool), prefix=prefix, pipelined=pipelined)
+        return cls(pooled_client(url, timeout), prefix=prefix, pipelined=pipelined)
 
     @classmethod
     def from_cluster_url(cls, url: str, *, prefix: str = "gw", timeout: float = 0.25) -> RedisStore:
         """``redis+cluster://host:port[,host:port...]`` (``rediss+cluster://`` for TLS): the nodes
         to discover the cluster from; any query options are redis-py's."""
-        match = _CLUSTER_URL.match(url)
-        if match is None:
-            raise ValueError("cluster store URL is not of the form redis+cluster://host:port[,host:port]")
-        first, *others = match["hosts"].split(",")
-        seeds = [ClusterNode(h.strip("[]"), int(p)) for h, _, p in (seed.rpartition(":") for seed in others)]
-        plain = f"{match['scheme'].lower()}://{match['auth'] or ''}{first}{match['rest']}"
-        # The cluster client has no waiting pool (it raises past max_connections per node), hence
-        # a generous bound.
-        client = RedisCluster.from_url(
-            plain,
-            startup_nodes=seeds or None,
-            max_connections=_MAX_CLUSTER_CONNECTIONS,
-            **_client_options(timeout),
-        )
-        return cls(client, prefix=prefix)
+        return cls(cluster_client(url, timeout), prefix=prefix)
 
     def _tag(self, scope: str) -> str:
         if not scope or "{" in scope or "}" in scope:
