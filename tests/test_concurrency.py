@@ -392,14 +392,6 @@ def _redis_pid(redis: RedisServer) -> int:
     return int(found[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a stalled Redis runs the admit it had buffered once it resumes, after the gateway gave up on "
-    "it (socket timeout) and answered ServiceUnavailable: the ClientToken's lease is then held by a call "
-    "that will never settle it, and every retry is told LastTokenProcessing until the lease expires "
-    "(GATEWAY_IDEMPOTENCY_LEASE, 60 s by default).",
-)
 async def test_a_client_token_refused_while_redis_stalls_is_not_left_processing(
     redis_server: RedisServer, redis_gateways: GatewayProcesses
 ) -> None:

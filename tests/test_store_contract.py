@@ -338,6 +338,33 @@ async def test_release_and_foreign_answers_leave_a_stored_answer_alone(store: St
     assert (await store.admit(ticket(claim=token))).answer == answer
 
 
+async def test_a_release_ahead_of_its_admit_cancels_it(store: Store) -> None:
+    # A gateway gave up on an admit (a stalled Redis) and released its lease before the admit ran.
+    token = claim(uid())
+    await store.release("1001", token)
+    assert (await store.admit(ticket(quota("q", 3), nonce="AK:n", claim=token))).outcome is Outcome.TOKEN_CANCELLED
+    # It committed nothing: the retry, with its own lease, runs; the nonce and quota were not taken.
+    retry = claim(token.token)
+    verdict = await store.admit(ticket(quota("q", 3), nonce="AK:n", claim=retry))
+    assert (verdict.outcome, verdict.remaining) == (Outcome.ADMITTED, 2)
+    await store.release("1001", token)  # once more, late: the retry's lease stays
+    assert (await store.admit(ticket(claim=claim(token.token)))).outcome is Outcome.TOKEN_PROCESSING
+
+
+async def test_a_lease_taken_again_is_settled_only_by_its_new_holder(store: Store) -> None:
+    first = claim(uid(), lease_ms=150)  # a slow first call whose lease expires while it runs
+    assert (await store.admit(ticket(claim=first))).outcome is Outcome.ADMITTED
+    again = claim(first.token)  # the same caller and parameters: only the lease differs
+    assert (
+        await eventually(lambda: store.admit(ticket(claim=again)), Outcome.ADMITTED, 2)
+    ).outcome is Outcome.ADMITTED
+    await store.release("1001", first)  # the first call failed late: not its lease any more
+    await store.store_answer("1001", first, StoredAnswer(200, "text/xml", b"first"), 60_000)
+    assert (await store.admit(ticket(claim=claim(first.token)))).outcome is Outcome.TOKEN_PROCESSING
+    await store.store_answer("1001", again, StoredAnswer(200, "text/xml", b"again"), 60_000)
+    assert (await store.admit(ticket(claim=claim(first.token)))).answer == StoredAnswer(200, "text/xml", b"again")
+
+
 async def test_store_answer_without_a_lease_stores_nothing(store: Store) -> None:
     token = claim(uid())
     await store.store_answer("1001", token, StoredAnswer(200, "text/xml", b"x"), 60_000)

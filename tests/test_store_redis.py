@@ -4,6 +4,9 @@ request, failing fast and recovering by itself, and the same guarantees over a 3
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
 import socket
 import time
 import uuid
@@ -29,7 +32,7 @@ from gateway.stores import (
     Ticket,
     open_store,
 )
-from tests.support.redis import RedisClusterNodes, RedisServer, free_port, running_redis
+from tests.support.redis import RedisClusterNodes, RedisServer, command, free_port, running_redis
 
 HOUR = 3_600_000
 SLACK = 2.0  # seconds: for tests about atomicity, not latency, on a loaded machine
@@ -98,15 +101,14 @@ async def test_every_key_is_named_by_the_layout_and_has_a_ttl(store: Store, insp
 
 async def test_each_ttl_is_set_from_its_meaning(store: Store, inspect: Redis) -> None:
     await store.admit(ticket(flow("api", 10, 10_000), quota("key", 5, 60_000), nonce="AK:n", claim=None))
-    await store.admit(ticket(claim=IdempotencyClaim("t", "o", "f", 5_000)))
+    lease = IdempotencyClaim("t", "o", "f", 5_000)
+    await store.admit(ticket(claim=lease))
     to_minute_end = 60_000 - time.time() * 1000 % 60_000
     assert 58_000 < await inspect.pttl("gw:{1001}:n:AK:n") <= 60_000
     assert abs(await inspect.pttl("gw:{1001}:q:key") - to_minute_end) < 500  # expires at its window's end
     assert 900 < await inspect.pttl("gw:{f:api}") <= 1_000  # the TAT: one emission interval ahead
     assert 4_000 < await inspect.pttl("gw:{1001}:i:t") <= 5_000  # the lease
-    await store.store_answer(
-        "1001", IdempotencyClaim("t", "o", "f", 5_000), StoredAnswer(200, "a", b""), 120_000
-    )
+    await store.store_answer("1001", lease, StoredAnswer(200, "a", b""), 120_000)  # the lease's holder
     assert 119_000 < await inspect.pttl("gw:{1001}:i:t") <= 120_000  # the answer replaces the lease
 
 
@@ -250,6 +252,47 @@ async def test_pooled_connections_from_before_a_restart_fail_no_call_after_it(pi
         await _restart(server)  # answers PING again: every pooled connection is to the old server
         after = await outcomes()
         assert after == {"admitted": burst}, after
+        await store.aclose()
+
+
+async def _eventually(store: Store, attempt: Ticket, outcome: Outcome, *, within: float) -> Outcome:
+    deadline = time.monotonic() + within
+    while (got := (await store.admit(attempt)).outcome) is not outcome and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return got
+
+
+def _pid(server: RedisServer) -> int:
+    found = re.search(rb"^process_id:(\d+)", command(server.port, "INFO", "server"), re.MULTILINE)
+    assert found is not None
+    return int(found[1])
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "unpipelined"])
+async def test_a_client_token_admit_lost_to_a_stalled_redis_leaves_no_lease(pipelined: bool) -> None:
+    with running_redis() as server:
+        store = RedisStore.from_url(server.url, timeout=0.25, pipelined=pipelined)
+        assert (await store.admit(ticket())).outcome is Outcome.ADMITTED  # a pooled, sound connection
+        first = IdempotencyClaim(uuid.uuid4().hex, "o", "f", 60_000)
+        stalled = ticket(nonce="AK:stalled", claim=first)
+        pid = _pid(server)
+        os.kill(pid, signal.SIGSTOP)  # connections open, nothing answered
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.admit(stalled)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        command(server.port, "PING")  # past what it had buffered: the abandoned admit ran
+        retry = IdempotencyClaim(first.token, "o", "f", 60_000)
+        if pipelined:
+            # Its release was written right behind it, on its connection: the retry runs at once.
+            assert (await store.admit(ticket(claim=retry))).outcome is Outcome.ADMITTED
+            # The abandoned admit did commit its nonce (the caller retries with a new one).
+            assert (await store.admit(ticket(nonce="AK:stalled"))).outcome is Outcome.NONCE_USED
+        else:
+            # Released in the background, within a few backoff steps.
+            outcome = await _eventually(store, ticket(claim=retry), Outcome.ADMITTED, within=3.0)
+            assert outcome is Outcome.ADMITTED
         await store.aclose()
 
 

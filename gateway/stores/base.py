@@ -10,20 +10,13 @@ only if all of them pass, so a request refused by one part consumes nothing of t
 * an idempotent replay (`Outcome.REPLAY`) claims its nonce (the request verified) and nothing else;
 * every other refusal commits nothing at all.
 
-One operation rather than one per check (STYLE habit 7 names `claim_nonce`, `take_quota`, ...) because
-habit 8 asks for as few round trips as possible: with Redis, `admit` is one script call. The memory and
-Redis stores pass one shared contract suite (`tests/test_store_contract.py`).
-
-Times are the store's clock (Redis server time for Redis, so gateways with skewed clocks agree).
-Quota windows are fixed and aligned to the Unix epoch (a ``100/day`` quota resets at 00:00 UTC); flow
-control is GCRA (burst = limit, then one request per ``period / limit``, no double burst at a window
-boundary).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from gateway.rates import Rate
@@ -39,15 +32,25 @@ class Take:
     rate: Rate
 
 
+def new_lease() -> str:
+    """A fresh lease id: 64 random bits, unique among the leases any token will ever see."""
+    return secrets.token_hex(8)
+
+
 @dataclass(frozen=True, slots=True)
 class IdempotencyClaim:
     """A ``ClientToken``. ``owner`` digests the caller (access key or sub-user) and the action;
-    ``fingerprint`` digests the parameters. Both are opaque to the store."""
+    ``fingerprint`` digests the parameters. Both are opaque to the store.
+
+    ``lease`` names this claim's lease, unique per claim: only the claim that took a lease may
+    settle it (`Store.store_answer`, `Store.release`), never a later claim of the same call that
+    took it again after it expired."""
 
     token: str
     owner: str
     fingerprint: str
     lease_ms: int
+    lease: str = field(default_factory=new_lease)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,7 @@ class Outcome(enum.Enum):
     TOKEN_PARAMS_MISMATCH = "token_params_mismatch"
     TOKEN_CALLER_MISMATCH = "token_caller_mismatch"
     REPLAY = "replay"
+    TOKEN_CANCELLED = "token_cancelled"  # this claim was released before its admit ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,20 +117,24 @@ class Store(Protocol):
     """The gateway's shared state. Implementations: `MemoryStore`, `RedisStore`."""
 
     async def admit(self, ticket: Ticket) -> Verdict:
-        """Check the nonce, flow takes, quota takes and idempotency token, in that order; commit them
-        all only if all pass (see the module docstring for what a refusal or a REPLAY commits)."""
+        """Check the nonce, flow takes, quota takes and idempotency token, in
+        that order; commit them all only if all pass (see the module docstring for what a refusal
+        or a REPLAY commits). An admit whose claim was released before it ran is TOKEN_CANCELLED."""
         ...
 
     async def store_answer(
         self, scope: str, claim: IdempotencyClaim, answer: StoredAnswer, ttl_ms: int
     ) -> None:
         """The first call finished: replace its pending lease by ``answer``, kept ``ttl_ms``. Does
-        nothing unless the lease is still this claim's (same owner and fingerprint)."""
+        nothing unless the lease is still this claim's (its ``lease``)."""
         ...
 
     async def release(self, scope: str, claim: IdempotencyClaim) -> None:
-        """The first call failed (crash, 5xx): drop its pending lease so a retry can run. Does
-        nothing unless the key is still a pending lease of this claim."""
+        """The claim's call will not finish (a crash, a 5xx, or an admit whose reply was lost): its
+        lease must not stand. A pending lease of this claim is dropped so a retry can run; a stored
+        answer or another claim's lease is left alone. With no lease at all, the claim's admit may
+        not have run yet (queued in a stalled Redis): it is cancelled, so that when it runs it
+        commits nothing (TOKEN_CANCELLED), for as long as the lease would have lasted."""
         ...
 
     async def ping(self) -> None:

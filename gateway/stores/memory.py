@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from gateway.rates import Rate
-from gateway.stores.base import IdempotencyClaim, Outcome, StoredAnswer, Ticket, Verdict
+from gateway.stores.base import (
+    IdempotencyClaim,
+    Outcome,
+    StoredAnswer,
+    Ticket,
+    Verdict,
+)
 
 V = TypeVar("V")
 
@@ -97,6 +103,7 @@ class _Expiring(Generic[V]):
 class _Lease:
     owner: str
     fingerprint: str
+    lease: str
     answer: StoredAnswer | None = None
 
 
@@ -114,10 +121,12 @@ class MemoryStore:
         self._flows: _Expiring[int] = _Expiring()  # theoretical arrival time, µs
         self._quotas: _Expiring[tuple[int, int]] = _Expiring()  # (window, used)
         self._leases: _Expiring[_Lease] = _Expiring()
+        self._cancelled: _Expiring[None] = _Expiring()  # leases released before their admit
 
     def __len__(self) -> int:
         """Entries held, expired ones not yet swept included (for memory reports)."""
-        return len(self._nonces) + len(self._flows) + len(self._quotas) + len(self._leases)
+        held = (self._nonces, self._flows, self._quotas, self._leases, self._cancelled)
+        return sum(len(entries) for entries in held)
 
     async def admit(self, ticket: Ticket) -> Verdict:
         now = self._clock()
@@ -158,6 +167,8 @@ class MemoryStore:
 
         claim = ticket.idempotency
         if claim is not None:
+            if self._cancelled.alive(_scoped(ticket.scope, claim.lease), now):
+                return Verdict(Outcome.TOKEN_CANCELLED)
             lease = self._leases.get(_scoped(ticket.scope, claim.token), now)
             if lease is not None:
                 if lease.owner != claim.owner:
@@ -180,7 +191,7 @@ class MemoryStore:
                 self._quotas.put(key, (window + 1) * take.rate.period_ms * 1000, now, (window, used))
         if claim is not None:
             lease_end = now + max(1, claim.lease_ms) * 1000
-            lease = _Lease(claim.owner, claim.fingerprint)
+            lease = _Lease(claim.owner, claim.fingerprint, claim.lease)
             self._leases.put(_scoped(ticket.scope, claim.token), lease_end, now, lease)
         return Verdict(Outcome.ADMITTED, remaining=remaining)
 
@@ -194,15 +205,18 @@ class MemoryStore:
         now = self._clock()
         key = _scoped(scope, claim.token)
         lease = self._leases.get(key, now)
-        if lease is not None and (lease.owner, lease.fingerprint) == (claim.owner, claim.fingerprint):
-            done = _Lease(lease.owner, lease.fingerprint, answer)
+        if lease is not None and lease.lease == claim.lease:
+            done = _Lease(lease.owner, lease.fingerprint, lease.lease, answer)
             self._leases.put(key, now + max(1, ttl_ms) * 1000, now, done)
 
     async def release(self, scope: str, claim: IdempotencyClaim) -> None:
         now = self._clock()
         key = _scoped(scope, claim.token)
         lease = self._leases.get(key, now)
-        if lease == _Lease(claim.owner, claim.fingerprint):  # still our pending lease
+        if lease is None:
+            # As release.lua does; here an admit never outlives its caller, but the contract is one.
+            self._cancelled.put(_scoped(scope, claim.lease), now + max(1, claim.lease_ms) * 1000, now)
+        elif lease.answer is None and lease.lease == claim.lease:  # still our pending lease
             self._leases.delete(key)
 
     async def ping(self) -> None:

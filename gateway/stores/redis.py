@@ -4,7 +4,8 @@ Key layout (``prefix`` defaults to ``gw``; ``{...}`` is the Redis Cluster hash t
 
     gw:{<scope>}:n:<nonce>     nonce claim            SET PX nonce_ttl
     gw:{<scope>}:q:<key>       quota "window:used"    SET PX until the window ends, then KEEPTTL
-    gw:{<scope>}:i:<token>     idempotency hash       state p(ending)/d(one), owner, fp[, answer]
+    gw:{<scope>}:i:<token>     idempotency hash       state p(ending)/d(one), owner, fp, lease[, answer]
+    gw:{<scope>}:c:<lease>     lease cancelled        SET PX lease, by a release ahead of its admit
     gw:{f:<key>}               flow-control GCRA TAT  SET PX until the TAT has passed
 
 Every per-request key carries the caller's scope as its hash tag, so `admit.lua` may touch them all
@@ -30,7 +31,11 @@ Failures are never retried inside redis-py (``Retry(NoBackoff(), 0)``): a script
 may have committed, and running it again would burn the nonce or take the quota twice. A dead
 connection is dropped by redis-py and the next call reconnects, so the store recovers by itself;
 a pooled connection whose server has gone (a restart) is replaced by the pool when it is taken,
-before it fails a call (see `gateway.stores.clients`).
+before it fails a call (see `gateway.stores.clients`). What such a lost admit committed stays
+committed (its nonce, its quota: the caller was told ServiceUnavailable and retries signed anew),
+except its ClientToken lease, which would answer every retry LastTokenProcessing: it is released
+behind the admit on the same connection when pipelined, and retried in the background
+(`PendingReleases`).
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ from gateway.stores.base import (
     Verdict,
 )
 from gateway.stores.clients import cluster_client, pooled_client
-from gateway.stores.pipeline import Arg, AutoPipeline
+from gateway.stores.pipeline import Arg, AutoPipeline, Undo
+from gateway.stores.releases import PendingReleases
 
 log = logging.getLogger("gateway.stores")
 
@@ -72,6 +78,7 @@ _OUTCOMES = (
     Outcome.TOKEN_PARAMS_MISMATCH,
     Outcome.TOKEN_CALLER_MISMATCH,
     Outcome.REPLAY,
+    Outcome.TOKEN_CANCELLED,
 )
 _BACKEND_ERRORS = (RedisError, RedisClusterException, OSError)
 def _script_text(name: str) -> str:
@@ -111,6 +118,7 @@ class RedisStore:
         self._refund = client.register_script(_script_text("refund_flow.lua"))
         self._store_answer = client.register_script(_script_text("store_answer.lua"))
         self._release = client.register_script(_script_text("release.lua"))
+        self._pending = PendingReleases(self._release_now)
 
     @classmethod
     def from_url(
@@ -183,10 +191,22 @@ class RedisStore:
         args.append(int(claim is not None))
         for take in (*flows, *quotas):
             args += [take.rate.limit, take.rate.period_ms]
+        undo: Undo | None = None
         if claim is not None:
-            keys.append(f"{tag}:i:{claim.token}")
-            args += [claim.owner, claim.fingerprint, claim.lease_ms]
-        return _verdict(await self._run(self._admit, "admit", keys, args))
+            token_keys = self._token_keys(ticket.scope, claim)
+            keys += token_keys
+            args += [claim.owner, claim.fingerprint, claim.lease_ms, claim.lease]
+            undo = (self._release, token_keys, [claim.lease, claim.lease_ms])
+        try:
+            return _verdict(await self._run(self._admit, "admit", keys, args, undo=undo))
+        except StoreUnavailable:
+            if claim is not None:  # it may have taken the lease, or may yet, in a stalled server
+                self._pending.add(ticket.scope, claim)
+            raise
+
+    def _token_keys(self, scope: str, claim: IdempotencyClaim) -> list[str]:
+        tag = self._tag(scope)
+        return [f"{tag}:i:{claim.token}", f"{tag}:c:{claim.lease}"]
 
     async def _refund_flows(self, flows: Sequence[Take]) -> None:
         for group in self._by_slot(flows).values():
@@ -197,10 +217,12 @@ class RedisStore:
                 # Lost refunds only make flow control stricter for one emission interval.
                 log.warning("flow refund lost: %s", exc)
 
-    async def _run(self, script: AsyncScript, operation: str, keys: list[str], args: Sequence[Arg]) -> Any:
+    async def _run(
+        self, script: AsyncScript, operation: str, keys: list[str], args: Sequence[Arg], undo: Undo | None = None
+    ) -> Any:
         with _wrapped(operation):
             if self._pipeline is not None:
-                return await self._pipeline.call(script, keys, args)
+                return await self._pipeline.call(script, keys, args, undo=undo)
             if isinstance(self._client, RedisCluster):
                 # Before it knows the slot map, redis-py sends a script to a random node and, on
                 # the MOVED reply, rebuilds its node table under concurrent callers, closing
@@ -212,19 +234,26 @@ class RedisStore:
         self, scope: str, claim: IdempotencyClaim, answer: StoredAnswer, ttl_ms: int
     ) -> None:
         key = f"{self._tag(scope)}:i:{claim.token}"
-        args: list[Arg] = [claim.owner, claim.fingerprint, ttl_ms]
-        args += [answer.status, answer.content_type, answer.body]
+        args: list[Arg] = [claim.lease, ttl_ms, answer.status, answer.content_type, answer.body]
         await self._run(self._store_answer, "store_answer", [key], args)
 
     async def release(self, scope: str, claim: IdempotencyClaim) -> None:
-        key = f"{self._tag(scope)}:i:{claim.token}"
-        await self._run(self._release, "release", [key], [claim.owner, claim.fingerprint])
+        try:
+            await self._release_now(scope, claim)
+        except StoreUnavailable:
+            self._pending.add(scope, claim)
+            raise
+
+    async def _release_now(self, scope: str, claim: IdempotencyClaim) -> None:
+        args: list[Arg] = [claim.lease, claim.lease_ms]
+        await self._run(self._release, "release", self._token_keys(scope, claim), args)
 
     async def ping(self) -> None:
         with _wrapped("ping"):
             await self._client.ping()
 
     async def aclose(self) -> None:
+        await self._pending.aclose()
         if self._pipeline is not None:
             await self._pipeline.drain()
         with _wrapped("close"):

@@ -2,14 +2,15 @@
 -- Checks run in order (nonce, flow, quota, idempotency); nothing is written unless all pass, except
 -- that an idempotent REPLAY claims its nonce. Times come from the server clock so gateways agree.
 --
--- KEYS: [nonce] flow... quota... [idempotency]   (which are present is given by ARGV[1..5])
+-- KEYS: [nonce] flow... quota... [idempotency, cancellation]   (which are present: ARGV[1..5])
 -- ARGV: has_nonce, nonce_ttl_ms, n_flow, n_quota, has_idem,
 --       then limit, period_ms per flow take, then limit, period_ms per quota take,
---       then owner, fingerprint, lease_ms when has_idem.
+--       then owner, fingerprint, lease_ms, lease when has_idem.
 -- Reply: {outcome, retry_after_ms, remaining (-1: none)[, status, content_type, body]}
 
 local ADMITTED, NONCE_USED, FLOW_LIMITED, QUOTA_EXHAUSTED = 0, 1, 2, 3
 local PROCESSING, PARAMS_MISMATCH, CALLER_MISMATCH, REPLAY = 4, 5, 6, 7
+local CANCELLED = 8
 
 local time = redis.call('TIME')
 -- Microseconds stay exact in a double until 2^53 (year 2255).
@@ -81,9 +82,12 @@ if quota_wait > 0 then
   return {QUOTA_EXHAUSTED, quota_wait, -1}
 end
 
-local idem_key, owner, fingerprint, lease
+local idem_key, owner, fingerprint, lease_ms, lease
 if has_idem then
-  idem_key, owner, fingerprint, lease = KEYS[k], ARGV[a], ARGV[a + 1], math.max(1, tonumber(ARGV[a + 2]))
+  idem_key, owner, fingerprint = KEYS[k], ARGV[a], ARGV[a + 1]
+  lease_ms, lease = math.max(1, tonumber(ARGV[a + 2])), ARGV[a + 3]
+  -- release.lua ran first for this very claim: its gateway gave up on this call long ago.
+  if redis.call('EXISTS', KEYS[k + 1]) == 1 then return {CANCELLED, 0, -1} end
   local h = redis.call('HMGET', idem_key, 'state', 'owner', 'fp', 'status', 'type', 'body')
   if h[1] then
     if h[2] ~= owner then return {CALLER_MISMATCH, 0, -1} end
@@ -111,7 +115,7 @@ for _, key in ipairs(quota_order) do
   end
 end
 if idem_key then
-  redis.call('HSET', idem_key, 'state', 'p', 'owner', owner, 'fp', fingerprint)
-  redis.call('PEXPIRE', idem_key, lease)
+  redis.call('HSET', idem_key, 'state', 'p', 'owner', owner, 'fp', fingerprint, 'lease', lease)
+  redis.call('PEXPIRE', idem_key, lease_ms)
 end
 return {ADMITTED, 0, remaining}
