@@ -29,6 +29,8 @@ from gateway.stores import (
     Verdict,
     open_store,
 )
+from gateway.stores.base import NONCE_HISTORY_GRACE_MS
+from tests.support.redis import running_redis
 
 HOUR = 3_600_000
 DAY = 86_400_000
@@ -67,6 +69,19 @@ def store(backend: Backend) -> Store:
     return backend.client()
 
 
+@pytest.fixture(params=["memory", "redis"])
+async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """A store whose memory has just begun: a new MemoryStore (a gateway just started), or a store
+    over a redis-server just started (empty: a first start, or a restart without persistence)."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    with running_redis() as server:
+        store = open_store(server.url, timeout=SLACK)
+        yield store
+        await store.aclose()
+
+
 def uid() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -77,8 +92,14 @@ def ticket(
     nonce: str | None = None,
     ttl_ms: int = 60_000,
     claim: IdempotencyClaim | None = None,
+    timestamp_ms: int | None = None,
 ) -> Ticket:
-    return Ticket(scope, nonce if nonce is not None else f"AK:{uid()}", ttl_ms, takes, claim)
+    when = now_ms() if timestamp_ms is None else timestamp_ms
+    return Ticket(scope, nonce if nonce is not None else f"AK:{uid()}", ttl_ms, takes, claim, timestamp_ms=when)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def quota(key: str, limit: int, period_ms: int = HOUR) -> Take:
@@ -128,7 +149,7 @@ async def test_nonce_is_accepted_once(store: Store) -> None:
 
 async def test_nonce_none_skips_the_check(store: Store) -> None:
     for _ in range(3):
-        assert (await store.admit(Ticket("1001", None, 1000, ()))).outcome is Outcome.ADMITTED
+        assert (await store.admit(Ticket("1001", None, 1000, (), timestamp_ms=now_ms()))).outcome is Outcome.ADMITTED
 
 
 async def test_nonce_expires_after_its_ttl(store: Store) -> None:
@@ -138,6 +159,23 @@ async def test_nonce_expires_after_its_ttl(store: Store) -> None:
     verdict = await eventually(lambda: store.admit(ticket(nonce="AK:n", ttl_ms=150)), Outcome.ADMITTED, 2)
     assert verdict.outcome is Outcome.ADMITTED
     assert time.monotonic() - started >= 0.14
+
+
+async def test_a_new_store_refuses_what_was_signed_well_before_it_began(new_store: Store) -> None:
+    # Its history begins now: a nonce signed a minute ago may have been used by the store's previous
+    # life (the gateway before its restart, Redis before its restart), and cannot be shown fresh.
+    minute_ago = now_ms() - 60_000
+    old = ticket(quota("q", 5), nonce="AK:old", timestamp_ms=minute_ago)
+    assert (await new_store.admit(old)).outcome is Outcome.NONCE_UNPROVEN
+    # Within the grace (client clocks lag a little), and later, nonces are checked as usual.
+    within_grace = now_ms() - NONCE_HISTORY_GRACE_MS + 3_000
+    assert (await new_store.admit(ticket(quota("q", 5), nonce="AK:n", timestamp_ms=within_grace))).remaining == 4
+    assert (await new_store.admit(ticket(nonce="AK:n"))).outcome is Outcome.NONCE_USED
+    # A request without a nonce has nothing to prove; the refusal took no quota.
+    no_nonce = Ticket("1001", None, 1000, (quota("q", 5),), timestamp_ms=minute_ago)
+    assert (await new_store.admit(no_nonce)).remaining == 3
+    # And the refusal is for good: the same request is not admitted later either.
+    assert (await new_store.admit(old)).outcome is Outcome.NONCE_UNPROVEN
 
 
 # --- quota ---

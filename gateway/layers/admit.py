@@ -19,6 +19,13 @@ REFUSALS = MappingProxyType({
     Outcome.TOKEN_PROCESSING: Err.LAST_TOKEN_PROCESSING,
     Outcome.TOKEN_PARAMS_MISMATCH: Err.IDEMPOTENT_PARAMETER_MISMATCH,
     Outcome.TOKEN_CALLER_MISMATCH: Err.IDEMPOTENCE_CALLER_MISMATCH,
+    # Signed before the store's nonce history began: the nonce may have been used in the store's
+    # previous life. The replay this stops is exactly a used nonce; IllegalTimestamp would tell a
+    # client whose Timestamp is within the skew that its clock is wrong.
+    Outcome.NONCE_UNPROVEN: Err.SIGNATURE_NONCE_USED,
+    # The same, seconds after the history began: most likely a request signed just before Redis came
+    # back, which a retry (SDKs retry a 5xx, signing anew) gets through.
+    Outcome.HISTORY_STARTING: Err.SERVICE_UNAVAILABLE,
     # Never seen by its own caller (who was answered ServiceUnavailable before this admit ran).
     Outcome.TOKEN_CANCELLED: Err.SERVICE_UNAVAILABLE,
 })
@@ -47,6 +54,7 @@ class AdmitLayer:
             nonce_ttl_ms=max(ctx.nonce_ttl_ms, 1),
             takes=tuple(ctx.takes),
             idempotency=ctx.idempotency,
+            timestamp_ms=ctx.timestamp_ms,
         )
         try:
             verdict: Verdict = await self.store.admit(ticket)

@@ -7,6 +7,10 @@ Lua scripts are atomic in Redis; the decisions mirror `gateway/stores/lua/admit.
 Memory stays proportional to live entries: every entry has an expiry, and each write sweeps a few
 expired ones off a heap ordered by expiry, so an idle key costs nothing once its time has passed.
 A remembered nonce costs one dict slot, its key string, one int and one heap tuple.
+
+Its nonce history begins when it is created: a gateway restarted with the memory store has forgotten
+every nonce, exactly like a Redis restarted without persistence, and refuses what was signed before
+(see `gateway.stores.base`). It cannot tell a restart from a first start, so the grace always applies.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Generic, TypeVar
 
 from gateway.rates import Rate
 from gateway.stores.base import (
+    NONCE_HISTORY_GRACE_MS,
+    NONCE_HISTORY_SETTLE_MS,
     IdempotencyClaim,
     Outcome,
     StoredAnswer,
@@ -117,6 +123,7 @@ class MemoryStore:
 
     def __init__(self, *, clock: Callable[[], int] = wall_clock_us) -> None:
         self._clock = clock
+        self._since = clock() - NONCE_HISTORY_GRACE_MS * 1000  # nonce history start, µs
         self._nonces: _Expiring[None] = _Expiring()
         self._flows: _Expiring[int] = _Expiring()  # theoretical arrival time, µs
         self._quotas: _Expiring[tuple[int, int]] = _Expiring()  # (window, used)
@@ -132,8 +139,12 @@ class MemoryStore:
         now = self._clock()
         now_ms = now // 1000
         nonce_key = None if ticket.nonce is None else _scoped(ticket.scope, ticket.nonce)
-        if nonce_key is not None and self._nonces.alive(nonce_key, now):
-            return Verdict(Outcome.NONCE_USED)
+        if nonce_key is not None:
+            if self._nonces.alive(nonce_key, now):
+                return Verdict(Outcome.NONCE_USED)
+            if ticket.timestamp_ms * 1000 < self._since:
+                starting = now < self._since + NONCE_HISTORY_SETTLE_MS * 1000
+                return Verdict(Outcome.HISTORY_STARTING if starting else Outcome.NONCE_UNPROVEN)
 
         tats: dict[str, int] = {}
         flow_wait = 0

@@ -6,6 +6,7 @@ Key layout (``prefix`` defaults to ``gw``; ``{...}`` is the Redis Cluster hash t
     gw:{<scope>}:q:<key>       quota "window:used"    SET PX until the window ends, then KEEPTTL
     gw:{<scope>}:i:<token>     idempotency hash       state p(ending)/d(one), owner, fp, lease[, answer]
     gw:{<scope>}:c:<lease>     lease cancelled        SET PX lease, by a release ahead of its admit
+    gw:{<scope>}:h             nonce history since    SET PX 7 days, when first missing (ms)
     gw:{f:<key>}               flow-control GCRA TAT  SET PX until the TAT has passed
 
 Every per-request key carries the caller's scope as its hash tag, so `admit.lua` may touch them all
@@ -36,6 +37,13 @@ committed (its nonce, its quota: the caller was told ServiceUnavailable and retr
 except its ClientToken lease, which would answer every retry LastTokenProcessing: it is released
 behind the admit on the same connection when pipelined, and retried in the background
 (`PendingReleases`).
+
+The nonce history marker (``h``, see `gateway.stores.base`) holds the server time from which the
+scope's nonces are all remembered. Created when missing, from the server's start, and kept 7 days,
+far longer than any nonce (about twice the Timestamp skew, default one hour): when it expires it is
+created again from the same start, so its lifetime costs no false refusals, and it needs no refresh
+(no write per request). ``run_id``, the first server life this store talked to, tells the script
+whether this gateway used Redis before the server (re)started.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.stores.base import (
+    NONCE_HISTORY_GRACE_MS,
+    NONCE_HISTORY_SETTLE_MS,
     IdempotencyClaim,
     Outcome,
     StoredAnswer,
@@ -78,9 +88,14 @@ _OUTCOMES = (
     Outcome.TOKEN_PARAMS_MISMATCH,
     Outcome.TOKEN_CALLER_MISMATCH,
     Outcome.REPLAY,
+    Outcome.NONCE_UNPROVEN,
+    Outcome.HISTORY_STARTING,
     Outcome.TOKEN_CANCELLED,
 )
+_HISTORY_TTL_MS = 7 * 86_400_000
 _BACKEND_ERRORS = (RedisError, RedisClusterException, OSError)
+
+
 def _script_text(name: str) -> str:
     return resources.files("gateway.stores").joinpath("lua", name).read_text(encoding="utf-8")
 
@@ -118,6 +133,7 @@ class RedisStore:
         self._refund = client.register_script(_script_text("refund_flow.lua"))
         self._store_answer = client.register_script(_script_text("store_answer.lua"))
         self._release = client.register_script(_script_text("release.lua"))
+        self._run_id = ""  # INFO's run_id of the first server life this store talked to
         self._pending = PendingReleases(self._release_now)
 
     @classmethod
@@ -184,11 +200,12 @@ class RedisStore:
         tag = self._tag(ticket.scope)
         nonce = ticket.nonce if scoped else None
         claim = ticket.idempotency if scoped else None
-        keys = [f"{tag}:n:{nonce}"] if nonce is not None else []
+        keys = [f"{tag}:n:{nonce}", f"{tag}:h"] if nonce is not None else []
         keys += [self._flow_key(take.key) for take in flows]
         keys += [f"{tag}:q:{take.key}" for take in quotas]
-        args: list[str | int] = [int(nonce is not None), ticket.nonce_ttl_ms, len(flows), len(quotas)]
-        args.append(int(claim is not None))
+        args: list[Arg] = [int(nonce is not None), ticket.nonce_ttl_ms, ticket.timestamp_ms, self._run_id]
+        args += [NONCE_HISTORY_GRACE_MS, NONCE_HISTORY_SETTLE_MS, _HISTORY_TTL_MS]
+        args += [len(flows), len(quotas), int(claim is not None)]
         for take in (*flows, *quotas):
             args += [take.rate.limit, take.rate.period_ms]
         undo: Undo | None = None
@@ -198,11 +215,13 @@ class RedisStore:
             args += [claim.owner, claim.fingerprint, claim.lease_ms, claim.lease]
             undo = (self._release, token_keys, [claim.lease, claim.lease_ms])
         try:
-            return _verdict(await self._run(self._admit, "admit", keys, args, undo=undo))
+            reply = await self._run(self._admit, "admit", keys, args, undo=undo)
         except StoreUnavailable:
             if claim is not None:  # it may have taken the lease, or may yet, in a stalled server
                 self._pending.add(ticket.scope, claim)
             raise
+        self._run_id = self._run_id or bytes(reply[3]).decode()
+        return _verdict(reply)
 
     def _token_keys(self, scope: str, claim: IdempotencyClaim) -> list[str]:
         tag = self._tag(scope)
@@ -250,7 +269,10 @@ class RedisStore:
 
     async def ping(self) -> None:
         with _wrapped("ping"):
-            await self._client.ping()
+            if self._run_id:
+                await self._client.ping()
+            else:  # a gateway's readiness probe: its first contact, before any request
+                self._run_id = str((await self._client.info("server"))["run_id"])
 
     async def aclose(self) -> None:
         await self._pending.aclose()
@@ -267,7 +289,7 @@ def _admitted(result: Verdict | BaseException) -> bool:
 def _verdict(reply: list[Any]) -> Verdict:
     outcome = _OUTCOMES[int(reply[0])]
     if outcome is Outcome.REPLAY:
-        status, content_type, body = reply[3:6]
+        status, content_type, body = reply[4:7]
         return Verdict(outcome, answer=StoredAnswer(int(status), bytes(content_type).decode(), bytes(body)))
     remaining = int(reply[2])
     return Verdict(outcome, int(reply[1]), None if remaining < 0 else remaining)
