@@ -53,7 +53,8 @@ class Clock:
 
 async def fill(store: MemoryStore, count: int, ttl_ms: int = TTL_MS) -> None:
     for _ in range(count):
-        verdict = await store.admit(Ticket(SCOPE, f"{KEY_ID}:{uuid.uuid4()}", ttl_ms))
+        signed = time.time_ns() // 1_000_000
+        verdict = await store.admit(Ticket(SCOPE, f"{KEY_ID}:{uuid.uuid4()}", ttl_ms, timestamp_ms=signed))
         if verdict.outcome is not Outcome.ADMITTED:
             raise SystemExit(f"memory: a fresh nonce was refused: {verdict}")
 

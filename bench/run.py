@@ -219,12 +219,12 @@ def admit_cpu(admits: int, rounds: int) -> dict[str, float]:
 
     async def one(url: str, pipelined: bool, in_flight: int) -> float:
         store = RedisStore.from_url(url, timeout=2.0, pipelined=pipelined)
-        await store.admit(Ticket("4242", f"AK:{uuid.uuid4().hex}", 60_000, takes))
+        await store.admit(Ticket("4242", f"AK:{uuid.uuid4().hex}", 60_000, takes, timestamp_ms=int(time.time() * 1000)))
         nonces = iter([f"AK:{uuid.uuid4().hex}" for _ in range(admits)])
 
         async def worker() -> None:
             for nonce in nonces:
-                await store.admit(Ticket("4242", nonce, 60_000, takes))
+                await store.admit(Ticket("4242", nonce, 60_000, takes, timestamp_ms=int(time.time() * 1000)))
 
         started = time.process_time()
         await asyncio.gather(*(worker() for _ in range(in_flight)))

@@ -51,6 +51,7 @@ class RequestContext:
     api: ApiSpec | None = None
     key: AccessKey | None = None
     nonce_ttl_ms: int = 0
+    timestamp_ms: int = 0  # the Timestamp, once the timestamp layer has read it
     takes: tuple[Take, ...] = ()
     idempotency: IdempotencyClaim | None = None
     replay: StoredAnswer | None = None

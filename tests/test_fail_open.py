@@ -40,6 +40,16 @@ class TakesUnreachable:
         return None
 
 
+class TakesUnreachableReleasing(TakesUnreachable):
+    """As RedisStore does when an admit holding a ClientToken fails: it releases that claim's lease
+    (here at once, as a background release that ran before the fail-open admit would)."""
+
+    async def admit(self, ticket: Ticket) -> Verdict:
+        if ticket.takes and ticket.idempotency is not None:
+            await self.inner.release(ticket.scope, ticket.idempotency)
+        return await super().admit(ticket)
+
+
 def _serve(policy: Policy, store: object, fail_open: tuple[str, ...]) -> Iterator[str]:
     settings = Settings(fail_open=fail_open, host_id="gateway.test", access_log=False)
     app = GatewayMiddleware(EchoService(), settings=settings, policy=policy, store=store)  # type: ignore[arg-type]
@@ -71,6 +81,17 @@ def test_takes_out_of_reach_fail_open_when_chosen(open_gateway: str) -> None:
     assert get(open_gateway, params).status == 200
     assert get(open_gateway, params).code() == "SignatureNonceUsed"  # the nonce was still claimed
     assert _fail_open_count(open_gateway) == before + 1
+
+
+def test_a_client_token_fails_open_under_a_lease_of_its_own(policy: Policy) -> None:
+    # The failed attempt's lease is being released; the fail-open attempt, were it the same claim,
+    # would be cancelled with it.
+    params = {"Amount": "5", "ClientToken": "fail-open-token"}
+    for url in _serve(policy, TakesUnreachableReleasing(), ("quota", "flow")):
+        first = get(url, signed_params("CreateOrder", params, key="LTAIquota"))
+        assert first.status == 200, first.body
+        retry = get(url, signed_params("CreateOrder", params, key="LTAIquota"))
+        assert (retry.status, retry.body) == (200, first.body)  # its answer was stored: replayed
 
 
 def test_takes_out_of_reach_refuse_by_default(closed_gateway: str) -> None:

@@ -29,6 +29,8 @@ from gateway.stores import (
     Verdict,
     open_store,
 )
+from gateway.stores.base import NONCE_HISTORY_GRACE_MS
+from tests.support.redis import running_redis
 
 HOUR = 3_600_000
 DAY = 86_400_000
@@ -67,6 +69,19 @@ def store(backend: Backend) -> Store:
     return backend.client()
 
 
+@pytest.fixture(params=["memory", "redis"])
+async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """A store whose memory has just begun: a new MemoryStore (a gateway just started), or a store
+    over a redis-server just started (empty: a first start, or a restart without persistence)."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    with running_redis() as server:
+        store = open_store(server.url, timeout=SLACK)
+        yield store
+        await store.aclose()
+
+
 def uid() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -77,8 +92,14 @@ def ticket(
     nonce: str | None = None,
     ttl_ms: int = 60_000,
     claim: IdempotencyClaim | None = None,
+    timestamp_ms: int | None = None,
 ) -> Ticket:
-    return Ticket(scope, nonce if nonce is not None else f"AK:{uid()}", ttl_ms, takes, claim)
+    when = now_ms() if timestamp_ms is None else timestamp_ms
+    return Ticket(scope, nonce if nonce is not None else f"AK:{uid()}", ttl_ms, takes, claim, timestamp_ms=when)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def quota(key: str, limit: int, period_ms: int = HOUR) -> Take:
@@ -128,7 +149,7 @@ async def test_nonce_is_accepted_once(store: Store) -> None:
 
 async def test_nonce_none_skips_the_check(store: Store) -> None:
     for _ in range(3):
-        assert (await store.admit(Ticket("1001", None, 1000, ()))).outcome is Outcome.ADMITTED
+        assert (await store.admit(Ticket("1001", None, 1000, (), timestamp_ms=now_ms()))).outcome is Outcome.ADMITTED
 
 
 async def test_nonce_expires_after_its_ttl(store: Store) -> None:
@@ -138,6 +159,23 @@ async def test_nonce_expires_after_its_ttl(store: Store) -> None:
     verdict = await eventually(lambda: store.admit(ticket(nonce="AK:n", ttl_ms=150)), Outcome.ADMITTED, 2)
     assert verdict.outcome is Outcome.ADMITTED
     assert time.monotonic() - started >= 0.14
+
+
+async def test_a_new_store_refuses_what_was_signed_well_before_it_began(new_store: Store) -> None:
+    # Its history begins now: a nonce signed a minute ago may have been used by the store's previous
+    # life (the gateway before its restart, Redis before its restart), and cannot be shown fresh.
+    minute_ago = now_ms() - 60_000
+    old = ticket(quota("q", 5), nonce="AK:old", timestamp_ms=minute_ago)
+    assert (await new_store.admit(old)).outcome is Outcome.NONCE_UNPROVEN
+    # Within the grace (client clocks lag a little), and later, nonces are checked as usual.
+    within_grace = now_ms() - NONCE_HISTORY_GRACE_MS + 3_000
+    assert (await new_store.admit(ticket(quota("q", 5), nonce="AK:n", timestamp_ms=within_grace))).remaining == 4
+    assert (await new_store.admit(ticket(nonce="AK:n"))).outcome is Outcome.NONCE_USED
+    # A request without a nonce has nothing to prove; the refusal took no quota.
+    no_nonce = Ticket("1001", None, 1000, (quota("q", 5),), timestamp_ms=minute_ago)
+    assert (await new_store.admit(no_nonce)).remaining == 3
+    # And the refusal is for good: the same request is not admitted later either.
+    assert (await new_store.admit(old)).outcome is Outcome.NONCE_UNPROVEN
 
 
 # --- quota ---
@@ -336,6 +374,33 @@ async def test_release_and_foreign_answers_leave_a_stored_answer_alone(store: St
     await store.store_answer("1001", token, answer, 60_000)
     await store.release("1001", token)  # too late: the answer stays
     assert (await store.admit(ticket(claim=token))).answer == answer
+
+
+async def test_a_release_ahead_of_its_admit_cancels_it(store: Store) -> None:
+    # A gateway gave up on an admit (a stalled Redis) and released its lease before the admit ran.
+    token = claim(uid())
+    await store.release("1001", token)
+    assert (await store.admit(ticket(quota("q", 3), nonce="AK:n", claim=token))).outcome is Outcome.TOKEN_CANCELLED
+    # It committed nothing: the retry, with its own lease, runs; the nonce and quota were not taken.
+    retry = claim(token.token)
+    verdict = await store.admit(ticket(quota("q", 3), nonce="AK:n", claim=retry))
+    assert (verdict.outcome, verdict.remaining) == (Outcome.ADMITTED, 2)
+    await store.release("1001", token)  # once more, late: the retry's lease stays
+    assert (await store.admit(ticket(claim=claim(token.token)))).outcome is Outcome.TOKEN_PROCESSING
+
+
+async def test_a_lease_taken_again_is_settled_only_by_its_new_holder(store: Store) -> None:
+    first = claim(uid(), lease_ms=150)  # a slow first call whose lease expires while it runs
+    assert (await store.admit(ticket(claim=first))).outcome is Outcome.ADMITTED
+    again = claim(first.token)  # the same caller and parameters: only the lease differs
+    assert (
+        await eventually(lambda: store.admit(ticket(claim=again)), Outcome.ADMITTED, 2)
+    ).outcome is Outcome.ADMITTED
+    await store.release("1001", first)  # the first call failed late: not its lease any more
+    await store.store_answer("1001", first, StoredAnswer(200, "text/xml", b"first"), 60_000)
+    assert (await store.admit(ticket(claim=claim(first.token)))).outcome is Outcome.TOKEN_PROCESSING
+    await store.store_answer("1001", again, StoredAnswer(200, "text/xml", b"again"), 60_000)
+    assert (await store.admit(ticket(claim=claim(first.token)))).answer == StoredAnswer(200, "text/xml", b"again")
 
 
 async def test_store_answer_without_a_lease_stores_nothing(store: Store) -> None:

@@ -39,8 +39,12 @@ TIMEOUT = 0.25  # the store's reply timeout in the failure tests
 SLACK = 2.0  # seconds: for tests about atomicity, not latency, on a loaded machine
 
 
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 def ticket(*takes: Take, nonce: str | None = None, claim: IdempotencyClaim | None = None) -> Ticket:
-    return Ticket("1001", nonce or f"AK:{uuid.uuid4().hex}", 60_000, takes, claim)
+    return Ticket("1001", nonce or f"AK:{uuid.uuid4().hex}", 60_000, takes, claim, timestamp_ms=now_ms())
 
 
 def quota(key: str, limit: int) -> Take:

@@ -4,6 +4,9 @@ request, failing fast and recovering by itself, and the same guarantees over a 3
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
 import socket
 import time
 import uuid
@@ -29,16 +32,21 @@ from gateway.stores import (
     Ticket,
     open_store,
 )
-from tests.support.redis import RedisClusterNodes, free_port, running_redis
+from tests.support.redis import RedisClusterNodes, RedisServer, command, free_port, running_redis
 
 HOUR = 3_600_000
 SLACK = 2.0  # seconds: for tests about atomicity, not latency, on a loaded machine
 
 
 def ticket(
-    *takes: Take, scope: str = "1001", nonce: str | None = None, claim: IdempotencyClaim | None = None
+    *takes: Take,
+    scope: str = "1001",
+    nonce: str | None = None,
+    claim: IdempotencyClaim | None = None,
+    timestamp_ms: int | None = None,
 ) -> Ticket:
-    return Ticket(scope, nonce or f"AK:{uuid.uuid4().hex}", 60_000, takes, claim)
+    when = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
+    return Ticket(scope, nonce or f"AK:{uuid.uuid4().hex}", 60_000, takes, claim, timestamp_ms=when)
 
 
 def quota(key: str, limit: int, period_ms: int = HOUR) -> Take:
@@ -84,10 +92,12 @@ async def test_every_key_is_named_by_the_layout_and_has_a_ttl(store: Store, insp
     await _workload(store)
     keys = sorted([key.decode() async for key in inspect.scan_iter(match="*")])
     assert keys == [
+        "gw:{1001}:h",  # the scope's nonce history
         "gw:{1001}:i:tok-1",  # tok-2 was released
         "gw:{1001}:n:AK:n1",
         "gw:{1001}:n:AK:n2",
         "gw:{1001}:q:key",
+        "gw:{2002}:h",
         "gw:{2002}:n:AK:n3",
         "gw:{f:api}",
         "gw:{f:global}",
@@ -98,15 +108,15 @@ async def test_every_key_is_named_by_the_layout_and_has_a_ttl(store: Store, insp
 
 async def test_each_ttl_is_set_from_its_meaning(store: Store, inspect: Redis) -> None:
     await store.admit(ticket(flow("api", 10, 10_000), quota("key", 5, 60_000), nonce="AK:n", claim=None))
-    await store.admit(ticket(claim=IdempotencyClaim("t", "o", "f", 5_000)))
+    lease = IdempotencyClaim("t", "o", "f", 5_000)
+    await store.admit(ticket(claim=lease))
     to_minute_end = 60_000 - time.time() * 1000 % 60_000
     assert 58_000 < await inspect.pttl("gw:{1001}:n:AK:n") <= 60_000
     assert abs(await inspect.pttl("gw:{1001}:q:key") - to_minute_end) < 500  # expires at its window's end
     assert 900 < await inspect.pttl("gw:{f:api}") <= 1_000  # the TAT: one emission interval ahead
     assert 4_000 < await inspect.pttl("gw:{1001}:i:t") <= 5_000  # the lease
-    await store.store_answer(
-        "1001", IdempotencyClaim("t", "o", "f", 5_000), StoredAnswer(200, "a", b""), 120_000
-    )
+    assert 7 * 86_400_000 - 2_000 < await inspect.pttl("gw:{1001}:h") <= 7 * 86_400_000  # outlives any nonce
+    await store.store_answer("1001", lease, StoredAnswer(200, "a", b""), 120_000)  # the lease's holder
     assert 119_000 < await inspect.pttl("gw:{1001}:i:t") <= 120_000  # the answer replaces the lease
 
 
@@ -116,7 +126,7 @@ async def test_a_tickets_per_request_keys_share_one_slot(store: Store, inspect: 
         ticket(quota("k1", 5), quota("k2:Describe", 5), flow("api", 5), nonce="AK:n", claim=claim)
     )
     scoped = [key async for key in inspect.scan_iter(match="gw:{1001}:*")]
-    assert len(scoped) == 4
+    assert len(scoped) == 5  # nonce, history, two quotas, token
     assert {key_slot(key) for key in scoped} == {key_slot(b"1001")}
     assert key_slot(b"gw:{f:api}") == key_slot(b"f:api")  # flow keys hash on their own tag
 
@@ -223,6 +233,114 @@ async def test_recovers_by_itself_when_redis_returns() -> None:
         await store.aclose()
 
 
+async def _restart(server: RedisServer) -> float:
+    """Stop and start ``server`` (empty); the wall time, in ms, just before it was started again."""
+    await asyncio.to_thread(server.stop)
+    before = time.time_ns() // 1_000_000
+    await asyncio.to_thread(server.start)
+    return before
+
+
+async def test_a_restart_seen_by_a_gateway_refuses_what_was_admitted_just_before_it() -> None:
+    with running_redis() as server:
+        store = open_store(server.url, timeout=0.25)
+        admitted = ticket(nonce="AK:before")  # signed now, to the millisecond
+        assert (await store.admit(admitted)).outcome is Outcome.ADMITTED
+        restarted = await _restart(server)  # Redis forgets AK:before
+        # This store used Redis before the new server started: whatever was signed before the start,
+        # even milliseconds before, is refused. Seconds after the start, as unavailable (a client
+        # retrying after the outage signs anew and gets through), then as a used nonce.
+        assert (await store.admit(admitted)).outcome is Outcome.HISTORY_STARTING
+        assert (await store.admit(ticket(timestamp_ms=restarted - 1))).outcome is Outcome.HISTORY_STARTING
+        # What is signed from the next whole second on is surely after the start: admitted.
+        fresh = await _eventually_admitted(store, within=1.5)
+        assert fresh - restarted <= 1_200
+        refused = await _eventually(store, admitted, Outcome.NONCE_UNPROVEN, within=3.0)
+        assert refused is Outcome.NONCE_UNPROVEN
+        # A store that met the server only after the start saw no restart: the grace applies, on a
+        # scope whose history it is the first to read.
+        newcomer = open_store(server.url, timeout=0.25)
+        late_clock = ticket(scope="2002", timestamp_ms=restarted - 2_000)
+        assert (await newcomer.admit(late_clock)).outcome is Outcome.ADMITTED
+        await newcomer.aclose()
+        await store.aclose()
+
+
+async def _eventually_admitted(store: Store, *, within: float) -> int:
+    """Fresh tickets until one is admitted; the Timestamp (ms) of that one."""
+    deadline = time.monotonic() + within
+    while True:
+        attempt = ticket()
+        if (await store.admit(attempt)).outcome is Outcome.ADMITTED:
+            return attempt.timestamp_ms
+        assert time.monotonic() < deadline, "no fresh ticket admitted after the restart"
+        await asyncio.sleep(0.02)
+
+
+async def _eventually(store: Store, attempt: Ticket, outcome: Outcome, *, within: float) -> Outcome:
+    deadline = time.monotonic() + within
+    while (got := (await store.admit(attempt)).outcome) is not outcome and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return got
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "unpipelined"])
+async def test_pooled_connections_from_before_a_restart_fail_no_call_after_it(pipelined: bool) -> None:
+    with running_redis() as server:
+        store = RedisStore.from_url(server.url, timeout=0.25, pipelined=pipelined)
+        burst = 800
+
+        async def outcomes() -> Counter[str]:
+            async def one() -> str:
+                try:
+                    return (await store.admit(ticket())).outcome.value
+                except StoreUnavailable as exc:
+                    return f"unavailable: {exc}"
+
+            return Counter(await asyncio.gather(*(one() for _ in range(burst))))
+
+        assert await outcomes() == {"admitted": burst}  # fills the pool
+        await _restart(server)  # answers PING again: every pooled connection is to the old server
+        after = await outcomes()
+        # Admitted, or (signed in the very second of the restart) told to retry; never unavailable.
+        assert set(after) <= {"admitted", "history_starting"}, after
+        await store.aclose()
+
+
+def _pid(server: RedisServer) -> int:
+    found = re.search(rb"^process_id:(\d+)", command(server.port, "INFO", "server"), re.MULTILINE)
+    assert found is not None
+    return int(found[1])
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "unpipelined"])
+async def test_a_client_token_admit_lost_to_a_stalled_redis_leaves_no_lease(pipelined: bool) -> None:
+    with running_redis() as server:
+        store = RedisStore.from_url(server.url, timeout=0.25, pipelined=pipelined)
+        assert (await store.admit(ticket())).outcome is Outcome.ADMITTED  # a pooled, sound connection
+        first = IdempotencyClaim(uuid.uuid4().hex, "o", "f", 60_000)
+        stalled = ticket(nonce="AK:stalled", claim=first)
+        pid = _pid(server)
+        os.kill(pid, signal.SIGSTOP)  # connections open, nothing answered
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.admit(stalled)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        command(server.port, "PING")  # past what it had buffered: the abandoned admit ran
+        retry = IdempotencyClaim(first.token, "o", "f", 60_000)
+        if pipelined:
+            # Its release was written right behind it, on its connection: the retry runs at once.
+            assert (await store.admit(ticket(claim=retry))).outcome is Outcome.ADMITTED
+            # The abandoned admit did commit its nonce (the caller retries with a new one).
+            assert (await store.admit(ticket(nonce="AK:stalled"))).outcome is Outcome.NONCE_USED
+        else:
+            # Released in the background, within a few backoff steps.
+            outcome = await _eventually(store, ticket(claim=retry), Outcome.ADMITTED, within=3.0)
+            assert outcome is Outcome.ADMITTED
+        await store.aclose()
+
+
 @pytest.mark.parametrize(
     ("url", "kind"),
     [
@@ -322,7 +440,7 @@ async def test_cluster_keys_all_have_ttls(
         found += [(key, await client.pttl(key)) async for key in client.scan_iter(match="gw:*")]
         await client.aclose()
     mine = [(key, ttl) for key, ttl in found if account.encode() in key]
-    assert len(mine) == 4
+    assert len(mine) == 5  # nonce, history, quota, token, flow
     assert all(ttl > 0 for _, ttl in found), [item for item in found if item[1] <= 0]
 
 

@@ -7,6 +7,7 @@ from types import MappingProxyType
 from gateway.context import RequestContext
 from gateway.errors import Err, GatewayError
 from gateway.stores import Outcome, Store, StoreUnavailable, Ticket, Verdict
+from gateway.stores.base import new_lease
 
 log = logging.getLogger("gateway.store")
 
@@ -18,6 +19,15 @@ REFUSALS = MappingProxyType({
     Outcome.TOKEN_PROCESSING: Err.LAST_TOKEN_PROCESSING,
     Outcome.TOKEN_PARAMS_MISMATCH: Err.IDEMPOTENT_PARAMETER_MISMATCH,
     Outcome.TOKEN_CALLER_MISMATCH: Err.IDEMPOTENCE_CALLER_MISMATCH,
+    # Signed before the store's nonce history began: the nonce may have been used in the store's
+    # previous life. The replay this stops is exactly a used nonce; IllegalTimestamp would tell a
+    # client whose Timestamp is within the skew that its clock is wrong.
+    Outcome.NONCE_UNPROVEN: Err.SIGNATURE_NONCE_USED,
+    # The same, seconds after the history began: most likely a request signed just before Redis came
+    # back, which a retry (SDKs retry a 5xx, signing anew) gets through.
+    Outcome.HISTORY_STARTING: Err.SERVICE_UNAVAILABLE,
+    # Never seen by its own caller (who was answered ServiceUnavailable before this admit ran).
+    Outcome.TOKEN_CANCELLED: Err.SERVICE_UNAVAILABLE,
 })
 THROTTLED = frozenset({Outcome.FLOW_LIMITED, Outcome.QUOTA_EXHAUSTED})
 
@@ -44,6 +54,7 @@ class AdmitLayer:
             nonce_ttl_ms=max(ctx.nonce_ttl_ms, 1),
             takes=ctx.takes,
             idempotency=ctx.idempotency,
+            timestamp_ms=ctx.timestamp_ms,
         )
         try:
             verdict: Verdict = await self.store.admit(ticket)
@@ -74,8 +85,13 @@ class AdmitLayer:
         if not kinds or not kinds <= self.fail_open:
             log.error("store unavailable, refusing %s: %s", ctx.request_id, exc)
             raise GatewayError(Err.SERVICE_UNAVAILABLE) from None
+        claim = ticket.idempotency
+        if claim is not None:
+            # A claim of its own: the store is releasing the failed attempt's lease in the background,
+            # and would cancel this one with it.
+            claim = ctx.idempotency = replace(claim, lease=new_lease())
         try:
-            verdict = await self.store.admit(replace(ticket, takes=()))
+            verdict = await self.store.admit(replace(ticket, takes=(), idempotency=claim))
         except StoreUnavailable as again:
             log.error("store unavailable, refusing %s: %s", ctx.request_id, again)
             raise GatewayError(Err.SERVICE_UNAVAILABLE) from None

@@ -37,3 +37,4 @@ class TimestampLayer:
         # A replay is refused by this very check once the Timestamp is out of the window, so the
         # nonce need only be remembered until then (plus a margin for gateway clocks that disagree by a few seconds).
         ctx.nonce_ttl_ms = int((when + self.skew - time.time() + CLOCK_MARGIN) * 1000)
+        ctx.timestamp_ms = int(when * 1000)

@@ -7,6 +7,10 @@ Lua scripts are atomic in Redis; the decisions mirror `gateway/stores/lua/admit.
 Memory stays proportional to live entries: every entry has an expiry, and each write sweeps a few
 expired ones off a heap ordered by expiry, so an idle key costs nothing once its time has passed.
 A remembered nonce costs one dict slot, its key string, one int and one heap tuple.
+
+Its nonce history begins when it is created: a gateway restarted with the memory store has forgotten
+every nonce, exactly like a Redis restarted without persistence, and refuses what was signed before
+(see `gateway.stores.base`). It cannot tell a restart from a first start, so the grace always applies.
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from gateway.rates import Rate
-from gateway.stores.base import IdempotencyClaim, Outcome, StoredAnswer, Ticket, Verdict
+from gateway.stores.base import (
+    NONCE_HISTORY_GRACE_MS,
+    NONCE_HISTORY_SETTLE_MS,
+    IdempotencyClaim,
+    Outcome,
+    StoredAnswer,
+    Ticket,
+    Verdict,
+)
 
 V = TypeVar("V")
 
@@ -97,6 +109,7 @@ class _Expiring(Generic[V]):
 class _Lease:
     owner: str
     fingerprint: str
+    lease: str
     answer: StoredAnswer | None = None
 
 
@@ -110,21 +123,28 @@ class MemoryStore:
 
     def __init__(self, *, clock: Callable[[], int] = wall_clock_us) -> None:
         self._clock = clock
+        self._since = clock() - NONCE_HISTORY_GRACE_MS * 1000  # nonce history start, µs
         self._nonces: _Expiring[None] = _Expiring()
         self._flows: _Expiring[int] = _Expiring()  # theoretical arrival time, µs
         self._quotas: _Expiring[tuple[int, int]] = _Expiring()  # (window, used)
         self._leases: _Expiring[_Lease] = _Expiring()
+        self._cancelled: _Expiring[None] = _Expiring()  # leases released before their admit
 
     def __len__(self) -> int:
         """Entries held, expired ones not yet swept included (for memory reports)."""
-        return len(self._nonces) + len(self._flows) + len(self._quotas) + len(self._leases)
+        held = (self._nonces, self._flows, self._quotas, self._leases, self._cancelled)
+        return sum(len(entries) for entries in held)
 
     async def admit(self, ticket: Ticket) -> Verdict:
         now = self._clock()
         now_ms = now // 1000
         nonce_key = None if ticket.nonce is None else _scoped(ticket.scope, ticket.nonce)
-        if nonce_key is not None and self._nonces.alive(nonce_key, now):
-            return Verdict(Outcome.NONCE_USED)
+        if nonce_key is not None:
+            if self._nonces.alive(nonce_key, now):
+                return Verdict(Outcome.NONCE_USED)
+            if ticket.timestamp_ms * 1000 < self._since:
+                starting = now < self._since + NONCE_HISTORY_SETTLE_MS * 1000
+                return Verdict(Outcome.HISTORY_STARTING if starting else Outcome.NONCE_UNPROVEN)
 
         tats: dict[str, int] = {}
         flow_wait = 0
@@ -158,6 +178,8 @@ class MemoryStore:
 
         claim = ticket.idempotency
         if claim is not None:
+            if self._cancelled.alive(_scoped(ticket.scope, claim.lease), now):
+                return Verdict(Outcome.TOKEN_CANCELLED)
             lease = self._leases.get(_scoped(ticket.scope, claim.token), now)
             if lease is not None:
                 if lease.owner != claim.owner:
@@ -180,7 +202,7 @@ class MemoryStore:
                 self._quotas.put(key, (window + 1) * take.rate.period_ms * 1000, now, (window, used))
         if claim is not None:
             lease_end = now + max(1, claim.lease_ms) * 1000
-            lease = _Lease(claim.owner, claim.fingerprint)
+            lease = _Lease(claim.owner, claim.fingerprint, claim.lease)
             self._leases.put(_scoped(ticket.scope, claim.token), lease_end, now, lease)
         return Verdict(Outcome.ADMITTED, remaining=remaining)
 
@@ -194,15 +216,18 @@ class MemoryStore:
         now = self._clock()
         key = _scoped(scope, claim.token)
         lease = self._leases.get(key, now)
-        if lease is not None and (lease.owner, lease.fingerprint) == (claim.owner, claim.fingerprint):
-            done = _Lease(lease.owner, lease.fingerprint, answer)
+        if lease is not None and lease.lease == claim.lease:
+            done = _Lease(lease.owner, lease.fingerprint, lease.lease, answer)
             self._leases.put(key, now + max(1, ttl_ms) * 1000, now, done)
 
     async def release(self, scope: str, claim: IdempotencyClaim) -> None:
         now = self._clock()
         key = _scoped(scope, claim.token)
         lease = self._leases.get(key, now)
-        if lease == _Lease(claim.owner, claim.fingerprint):  # still our pending lease
+        if lease is None:
+            # As release.lua does; here an admit never outlives its caller, but the contract is one.
+            self._cancelled.put(_scoped(scope, claim.lease), now + max(1, claim.lease_ms) * 1000, now)
+        elif lease.answer is None and lease.lease == claim.lease:  # still our pending lease
             self._leases.delete(key)
 
     async def ping(self) -> None:

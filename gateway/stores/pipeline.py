@@ -15,7 +15,12 @@ and sends them together:
   and the calls that got ``NOSCRIPT`` are sent again, once;
 * a connection error or timeout fails every call of the batch that has no reply yet: any of them
   may have run, so none is retried (the same rule as ``Retry(NoBackoff(), 0)`` in the store); the
-  calls answered before it keep their replies.
+  calls answered before it keep their replies;
+* a call may carry an *undo* (the store's lease release for an admit holding a ClientToken): when its
+  reply is lost to a timeout, the undo is written behind it on the same connection before that is
+  dropped. Redis runs a connection's commands in order, so a stalled server that wakes up runs the
+  abandoned admit and then its undo, before anything sent to it later. It is sent with ``EVAL``
+  (the text, not the SHA): the script cache may be empty, and nobody reads that reply.
 
 What a caller gets is what an unbatched call would give: the script's reply, or the redis-py error
 (`RedisStore` wraps it into `StoreUnavailable`, at its one boundary). The write, and the replies of a
@@ -37,6 +42,8 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 Arg = str | int | bytes
+#: A call to write behind another whose reply was lost: script, keys, args.
+Undo = tuple[AsyncScript, Sequence[str], Sequence[Arg]]
 
 
 def _pack_in_python(command: tuple[Arg, ...]) -> bytes:
@@ -60,15 +67,21 @@ _MAX_BATCH = 512
 
 
 class _Call:
-    __slots__ = ("args", "future", "keys", "script")
+    __slots__ = ("args", "future", "keys", "script", "undo")
 
     def __init__(
-        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg], future: asyncio.Future[Any]
+        self,
+        script: AsyncScript,
+        keys: Sequence[str],
+        args: Sequence[Arg],
+        future: asyncio.Future[Any],
+        undo: Undo | None,
     ) -> None:
         self.script = script
         self.keys = keys
         self.args = args
         self.future = future
+        self.undo = undo
 
 
 class AutoPipeline:
@@ -80,13 +93,16 @@ class AutoPipeline:
         # Batches in flight: referenced so they are not garbage-collected, and awaited by `drain`.
         self._in_flight: set[asyncio.Task[None]] = set()
 
-    async def call(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        """``EVALSHA`` of ``script`` in the next batch; its reply, or the error Redis gave it."""
+    async def call(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg], *, undo: Undo | None = None
+    ) -> Any:
+        """``EVALSHA`` of ``script`` in the next batch; its reply, or the error Redis gave it.
+        ``undo`` is written behind it if its reply is lost (see the module docstring)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if not self._queue:
             loop.call_soon(self._flush)
-        self._queue.append(_Call(script, keys, args, future))
+        self._queue.append(_Call(script, keys, args, future, undo))
         return await future
 
     async def drain(self) -> None:
@@ -134,28 +150,54 @@ class AutoPipeline:
         missing: list[_Call] = []
         pool = self._client.connection_pool
         conn: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        answered = 0
         try:
             await conn.send_packed_command(
                 b"".join([_pack(("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args)) for c in batch])
             )
             # Each read is bounded by the socket timeout; this bounds the batch as a whole as well, so
             # a server trickling replies cannot hold the last caller for one timeout per call.
-            # On either timeout redis-py drops the connection: it is never pooled with replies unread.
             async with asyncio.timeout(conn.socket_timeout):
                 for call in batch:
                     try:
-                        reply = await conn.read_response()
+                        # Not dropped by redis-py on error: the undos go out on it first (below).
+                        reply = await conn.read_response(disconnect_on_error=False)
                     except NoScriptError as exc:
                         if not retry:
                             missing.append(call)
+                            answered += 1
                             continue
                         reply = exc
                     except ResponseError as exc:  # this call's own error; the connection stays in sync
                         reply = exc
+                    answered += 1
                     _settle(call.future, reply)
+        except BaseException:
+            # Replies are left unread: the connection is never pooled again.
+            await _send_undos(conn, batch[answered:])
+            await conn.disconnect(nowait=True)
+            raise
         finally:
             await pool.release(conn)
         return missing
+
+
+async def _send_undos(conn: AbstractConnection, unanswered: list[_Call]) -> None:
+    undos = [call.undo for call in unanswered if call.undo is not None]
+    if not undos or not conn.is_connected:
+        return
+    try:
+        await conn.send_packed_command(
+            b"".join([_pack(("EVAL", _text(s), len(keys), *keys, *args)) for s, keys, args in undos]),
+            check_health=False,
+        )
+    except Exception:  # best effort: the store also retries these releases in the background
+        return
+
+
+def _text(script: AsyncScript) -> str | bytes:
+    text = script.script
+    return bytes(text) if isinstance(text, memoryview) else text
 
 
 def _settle(future: asyncio.Future[Any], reply: Any) -> None:

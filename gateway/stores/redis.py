@@ -4,7 +4,9 @@ Key layout (``prefix`` defaults to ``gw``; ``{...}`` is the Redis Cluster hash t
 
     gw:{<scope>}:n:<nonce>     nonce claim            SET PX nonce_ttl
     gw:{<scope>}:q:<key>       quota "window:used"    SET PX until the window ends, then KEEPTTL
-    gw:{<scope>}:i:<token>     idempotency hash       state p(ending)/d(one), owner, fp[, answer]
+    gw:{<scope>}:i:<token>     idempotency hash       state p(ending)/d(one), owner, fp, lease[, answer]
+    gw:{<scope>}:c:<lease>     lease cancelled        SET PX lease, by a release ahead of its admit
+    gw:{<scope>}:h             nonce history since    SET PX 7 days, when first missing (ms)
     gw:{f:<key>}               flow-control GCRA TAT  SET PX until the TAT has passed
 
 Every per-request key carries the caller's scope as its hash tag, so `admit.lua` may touch them all
@@ -28,28 +30,40 @@ atomic script with its own reply or error. Cluster mode keeps one call per scrip
 
 Failures are never retried inside redis-py (``Retry(NoBackoff(), 0)``): a script whose reply was lost
 may have committed, and running it again would burn the nonce or take the quota twice. A dead
-connection is dropped by redis-py and the next call reconnects, so the store recovers by itself.
+connection is dropped by redis-py and the next call reconnects, so the store recovers by itself;
+a pooled connection whose server has gone (a restart) is replaced by the pool when it is taken,
+before it fails a call (see `gateway.stores.clients`). What such a lost admit committed stays
+committed (its nonce, its quota: the caller was told ServiceUnavailable and retries signed anew),
+except its ClientToken lease, which would answer every retry LastTokenProcessing: it is released
+behind the admit on the same connection when pipelined, and retried in the background
+(`PendingReleases`).
+
+The nonce history marker (``h``, see `gateway.stores.base`) holds the server time from which the
+scope's nonces are all remembered. Created when missing, from the server's start, and kept 7 days,
+far longer than any nonce (about twice the Timestamp skew, default one hour): when it expires it is
+created again from the same start, so its lifetime costs no false refusals, and it needs no refresh
+(no write per request). ``run_id``, the first server life this store talked to, tells the script
+whether this gateway used Redis before the server (re)started.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.stores.base import (
+    NONCE_HISTORY_GRACE_MS,
+    NONCE_HISTORY_SETTLE_MS,
     IdempotencyClaim,
     Outcome,
     StoredAnswer,
@@ -58,7 +72,9 @@ from gateway.stores.base import (
     Ticket,
     Verdict,
 )
-from gateway.stores.pipeline import Arg, AutoPipeline
+from gateway.stores.clients import cluster_client, pooled_client
+from gateway.stores.pipeline import Arg, AutoPipeline, Undo
+from gateway.stores.releases import PendingReleases
 
 log = logging.getLogger("gateway.stores")
 
@@ -72,21 +88,12 @@ _OUTCOMES = (
     Outcome.TOKEN_PARAMS_MISMATCH,
     Outcome.TOKEN_CALLER_MISMATCH,
     Outcome.REPLAY,
+    Outcome.NONCE_UNPROVEN,
+    Outcome.HISTORY_STARTING,
+    Outcome.TOKEN_CANCELLED,
 )
-# Redis runs one script at a time: more connections than this add no throughput to one node.
-_MAX_CONNECTIONS = 64
-# Waiting for a pooled connection, and connecting, are timed across the event loop, which a burst of
-# requests keeps busy (HTTP parsing, signatures) for longer than a reply takes: with `timeout` alone a
-# healthy Redis looks down under load (measured: every connect of a cold pool failing at 0.25 s in a
-# 200-request burst). Replies keep `timeout`; a refused connection still fails at once.
-_CONNECT_TIMEOUT_FLOOR = 1.0
-_POOL_WAIT_FLOOR = 5.0
-_MAX_CLUSTER_CONNECTIONS = 1000
+_HISTORY_TTL_MS = 7 * 86_400_000
 _BACKEND_ERRORS = (RedisError, RedisClusterException, OSError)
-# "redis+cluster://[user:pass@]host:port[,host:port...][/db][?options]"
-_CLUSTER_URL = re.compile(
-    r"^(?P<scheme>rediss?)\+cluster://(?P<auth>[^@/]*@)?(?P<hosts>[^/?#]+)(?P<rest>.*)$", re.IGNORECASE
-)
 
 
 def _script_text(name: str) -> str:
@@ -100,14 +107,6 @@ def _wrapped(operation: str) -> Iterator[None]:
         yield
     except _BACKEND_ERRORS as exc:
         raise StoreUnavailable(f"redis {operation} failed: {type(exc).__name__}: {exc}") from exc
-
-
-def _client_options(timeout: float) -> dict[str, Any]:
-    return {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": max(timeout, _CONNECT_TIMEOUT_FLOOR),
-        "retry": Retry(NoBackoff(), 0),
-    }
 
 
 class RedisStore:
@@ -134,42 +133,21 @@ class RedisStore:
         self._refund = client.register_script(_script_text("refund_flow.lua"))
         self._store_answer = client.register_script(_script_text("store_answer.lua"))
         self._release = client.register_script(_script_text("release.lua"))
+        self._run_id = ""  # INFO's run_id of the first server life this store talked to
+        self._pending = PendingReleases(self._release_now)
 
     @classmethod
     def from_url(
         cls, url: str, *, prefix: str = "gw", timeout: float = 0.25, pipelined: bool = True
     ) -> RedisStore:
         """``redis://``, ``rediss://`` or ``unix://`` URL, as redis-py spells them."""
-        # A bounded pool that waits for a free connection: in a burst, requests queue for scripts
-        # that each take microseconds rather than opening a connection each. A URL's
-        # ?max_connections= overrides the bound.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=_MAX_CONNECTIONS,
-            timeout=max(timeout, _POOL_WAIT_FLOOR),
-            **_client_options(timeout),
-        )
-        return cls(Redis.from_pool(pool), prefix=prefix, pipelined=pipelined)
+        return cls(pooled_client(url, timeout), prefix=prefix, pipelined=pipelined)
 
     @classmethod
     def from_cluster_url(cls, url: str, *, prefix: str = "gw", timeout: float = 0.25) -> RedisStore:
         """``redis+cluster://host:port[,host:port...]`` (``rediss+cluster://`` for TLS): the nodes
         to discover the cluster from; any query options are redis-py's."""
-        match = _CLUSTER_URL.match(url)
-        if match is None:
-            raise ValueError("cluster store URL is not of the form redis+cluster://host:port[,host:port]")
-        first, *others = match["hosts"].split(",")
-        seeds = [ClusterNode(h.strip("[]"), int(p)) for h, _, p in (seed.rpartition(":") for seed in others)]
-        plain = f"{match['scheme'].lower()}://{match['auth'] or ''}{first}{match['rest']}"
-        # The cluster client has no waiting pool (it raises past max_connections per node), hence
-        # a generous bound.
-        client = RedisCluster.from_url(
-            plain,
-            startup_nodes=seeds or None,
-            max_connections=_MAX_CLUSTER_CONNECTIONS,
-            **_client_options(timeout),
-        )
-        return cls(client, prefix=prefix)
+        return cls(cluster_client(url, timeout), prefix=prefix)
 
     def _tag(self, scope: str) -> str:
         if not scope or "{" in scope or "}" in scope:
@@ -222,17 +200,32 @@ class RedisStore:
         tag = self._tag(ticket.scope)
         nonce = ticket.nonce if scoped else None
         claim = ticket.idempotency if scoped else None
-        keys = [f"{tag}:n:{nonce}"] if nonce is not None else []
+        keys = [f"{tag}:n:{nonce}", f"{tag}:h"] if nonce is not None else []
         keys += [self._flow_key(take.key) for take in flows]
         keys += [f"{tag}:q:{take.key}" for take in quotas]
-        args: list[str | int] = [int(nonce is not None), ticket.nonce_ttl_ms, len(flows), len(quotas)]
-        args.append(int(claim is not None))
+        args: list[Arg] = [int(nonce is not None), ticket.nonce_ttl_ms, ticket.timestamp_ms, self._run_id]
+        args += [NONCE_HISTORY_GRACE_MS, NONCE_HISTORY_SETTLE_MS, _HISTORY_TTL_MS]
+        args += [len(flows), len(quotas), int(claim is not None)]
         for take in (*flows, *quotas):
             args += [take.rate.limit, take.rate.period_ms]
+        undo: Undo | None = None
         if claim is not None:
-            keys.append(f"{tag}:i:{claim.token}")
-            args += [claim.owner, claim.fingerprint, claim.lease_ms]
-        return _verdict(await self._run(self._admit, "admit", keys, args))
+            token_keys = self._token_keys(ticket.scope, claim)
+            keys += token_keys
+            args += [claim.owner, claim.fingerprint, claim.lease_ms, claim.lease]
+            undo = (self._release, token_keys, [claim.lease, claim.lease_ms])
+        try:
+            reply = await self._run(self._admit, "admit", keys, args, undo=undo)
+        except StoreUnavailable:
+            if claim is not None:  # it may have taken the lease, or may yet, in a stalled server
+                self._pending.add(ticket.scope, claim)
+            raise
+        self._run_id = self._run_id or bytes(reply[3]).decode()
+        return _verdict(reply)
+
+    def _token_keys(self, scope: str, claim: IdempotencyClaim) -> list[str]:
+        tag = self._tag(scope)
+        return [f"{tag}:i:{claim.token}", f"{tag}:c:{claim.lease}"]
 
     async def _refund_flows(self, flows: Sequence[Take]) -> None:
         for group in self._by_slot(flows).values():
@@ -243,10 +236,12 @@ class RedisStore:
                 # Lost refunds only make flow control stricter for one emission interval.
                 log.warning("flow refund lost: %s", exc)
 
-    async def _run(self, script: AsyncScript, operation: str, keys: list[str], args: Sequence[Arg]) -> Any:
+    async def _run(
+        self, script: AsyncScript, operation: str, keys: list[str], args: Sequence[Arg], undo: Undo | None = None
+    ) -> Any:
         with _wrapped(operation):
             if self._pipeline is not None:
-                return await self._pipeline.call(script, keys, args)
+                return await self._pipeline.call(script, keys, args, undo=undo)
             if isinstance(self._client, RedisCluster):
                 # Before it knows the slot map, redis-py sends a script to a random node and, on
                 # the MOVED reply, rebuilds its node table under concurrent callers, closing
@@ -258,19 +253,29 @@ class RedisStore:
         self, scope: str, claim: IdempotencyClaim, answer: StoredAnswer, ttl_ms: int
     ) -> None:
         key = f"{self._tag(scope)}:i:{claim.token}"
-        args: list[Arg] = [claim.owner, claim.fingerprint, ttl_ms]
-        args += [answer.status, answer.content_type, answer.body]
+        args: list[Arg] = [claim.lease, ttl_ms, answer.status, answer.content_type, answer.body]
         await self._run(self._store_answer, "store_answer", [key], args)
 
     async def release(self, scope: str, claim: IdempotencyClaim) -> None:
-        key = f"{self._tag(scope)}:i:{claim.token}"
-        await self._run(self._release, "release", [key], [claim.owner, claim.fingerprint])
+        try:
+            await self._release_now(scope, claim)
+        except StoreUnavailable:
+            self._pending.add(scope, claim)
+            raise
+
+    async def _release_now(self, scope: str, claim: IdempotencyClaim) -> None:
+        args: list[Arg] = [claim.lease, claim.lease_ms]
+        await self._run(self._release, "release", self._token_keys(scope, claim), args)
 
     async def ping(self) -> None:
         with _wrapped("ping"):
-            await self._client.ping()
+            if self._run_id:
+                await self._client.ping()
+            else:  # a gateway's readiness probe: its first contact, before any request
+                self._run_id = str((await self._client.info("server"))["run_id"])
 
     async def aclose(self) -> None:
+        await self._pending.aclose()
         if self._pipeline is not None:
             await self._pipeline.drain()
         with _wrapped("close"):
@@ -284,7 +289,7 @@ def _admitted(result: Verdict | BaseException) -> bool:
 def _verdict(reply: list[Any]) -> Verdict:
     outcome = _OUTCOMES[int(reply[0])]
     if outcome is Outcome.REPLAY:
-        status, content_type, body = reply[3:6]
+        status, content_type, body = reply[4:7]
         return Verdict(outcome, answer=StoredAnswer(int(status), bytes(content_type).decode(), bytes(body)))
     remaining = int(reply[2])
     return Verdict(outcome, int(reply[1]), None if remaining < 0 else remaining)
