@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any
 
 from starlette.types import Message, Send
