@@ -10,14 +10,18 @@ client by the abuse, fault and soak runs. Three parts:
   outside the catalog, `InternalError`, a body that does not parse in the content type it declares, or
   an admission the test did not expect. uvicorn's own ``400 Invalid HTTP request received.`` is not a
   gateway answer (httptools refused the framing, the gateway never saw the request): it is counted
-  as ``http-400`` and allowed wherever a refusal is.
+  as ``http-400`` and allowed wherever a refusal is. Nor is the ``431 Request header fields too
+  large.`` of `gateway serve`'s protocol (gateway/serving.py): counted as ``http-431``, it is the
+  answer to a head over ``GATEWAY_MAX_HEADER_BYTES`` (the only one, but uvicorn's 400) and a
+  violation for any other.
 * **The inputs.** `raw_requests` draws hostile requests from scratch; `signed_requests` draws correctly
   signed ones (V1 GET/POST, V3 GET/POST), and `mutations` flips one byte of one of them anywhere:
   method, path, query, a header's name or value, body. `expectation` decides, from what each signature
   version covers (CONTRACT §2) rather than from the gateway's code, whether the flipped request must be
   refused (it means something else), must be admitted (it means the same: a hex escape in another
   case, an unsigned header, a header name in another case), or may go either way (framing the HTTP
-  server may refuse on its own).
+  server may refuse on its own). Given the server's head bound, `raw_requests` and `signed_requests`
+  pad some heads to a few bytes either side of it (`padded`).
 
 Known bugs (see `KNOWN_BUGS`) are recognised by `known_bug` and counted apart, so that the sample in CI
 stays green while a strict xfail test pins each of them; drop an entry once its bug is fixed.
@@ -41,6 +45,7 @@ from xml.etree import ElementTree
 from hypothesis import strategies as st
 
 from gateway.errors import Err
+from gateway.settings import Settings
 from gateway.signing import percent_encode, sign_request_v1, sign_request_v3
 from tests.support.keys import SECRETS
 
@@ -50,6 +55,9 @@ CONTENT_TYPES = {"text/xml;charset=utf-8": "XML", "application/json;charset=utf-
 CATALOG = frozenset((entry.value.code, entry.value.status) for entry in Err)
 ERROR_FIELDS = ["RequestId", "HostId", "Code", "Message"]
 SERVER_REJECTION = b"Invalid HTTP request received."
+HEAD_REFUSAL = b"Request header fields too large."  # gateway/serving.py's 431
+#: GATEWAY_MAX_HEADER_BYTES unless set: the head bound `judge` assumes when it is given none.
+MAX_HEAD = Settings().max_header_bytes
 SECRET_VALUES = tuple(sorted(set(SECRETS.values()) | {"alice-old-secret"}))
 # Headers that frame the message rather than carry meaning: never mutated (the body would no longer
 # match them and the exchange would only wait), always written by `RawRequest.wire`.
@@ -72,7 +80,8 @@ class RawRequest:
     chunked: bool = False
     length: bytes | None = None
 
-    def wire(self) -> bytes:
+    def head(self) -> bytes:
+        """The request line and the headers, the blank line included: what GATEWAY_MAX_HEADER_BYTES bounds."""
         lines = [self.method + b" " + self.target + b" HTTP/1.1"]
         lines += [name + b": " + value for name, value in self.headers]
         if self.chunked:
@@ -80,7 +89,10 @@ class RawRequest:
         elif self.body or self.length is not None or self.method == b"POST":
             lines.append(b"content-length: " + (self.length or str(len(self.body)).encode()))
         lines.append(b"connection: close")
-        head = b"\r\n".join(lines) + b"\r\n\r\n"
+        return b"\r\n".join(lines) + b"\r\n\r\n"
+
+    def wire(self) -> bytes:
+        head = self.head()
         if not self.chunked:
             return head + self.body
         chunks = [self.body[i:i + 65_536] for i in range(0, len(self.body), 65_536)]
@@ -163,7 +175,7 @@ def known_bug(request: RawRequest) -> str | None:
 
 @dataclass
 class Verdict:
-    outcome: str  # "200", an error code, "http-400" (refused by uvicorn itself) or "no-answer"
+    outcome: str  # "200", an error code, "http-400" / "http-431" (refused by the server) or "no-answer"
     violations: list[str] = field(default_factory=list)
     known: str | None = None
 
@@ -200,9 +212,20 @@ def _success(answer: RawAnswer, fmt: str) -> dict[str, Any] | str:
     return data
 
 
+def _from_server(request: RawRequest, answer: RawAnswer, status: int, text: bytes) -> bool:
+    """Whether ``answer`` is the HTTP server's own plain-text refusal (no body to compare after HEAD)."""
+    if answer.status != status:
+        return False
+    if request.method == b"HEAD":
+        return answer.headers.get("content-type", "").startswith("text/plain")
+    return answer.body == text
+
+
 def judge(request: RawRequest, answer: RawAnswer | None, expect: str = REFUSE,
-          check_success: Callable[[dict[str, Any]], list[str]] | None = None) -> Verdict:
-    """What is wrong with ``answer`` to ``request``: an empty ``violations`` list when nothing is."""
+          check_success: Callable[[dict[str, Any]], list[str]] | None = None, *,
+          max_head: int = MAX_HEAD) -> Verdict:
+    """What is wrong with ``answer`` to ``request``, sent to a server that bounds heads to ``max_head``
+    bytes: an empty ``violations`` list when nothing is."""
     known = known_bug(request)
     if answer is None:
         return Verdict("no-answer", ["no answer"], known)
@@ -211,10 +234,16 @@ def judge(request: RawRequest, answer: RawAnswer | None, expect: str = REFUSE,
         # all): the kernel then resets it, dropping what it had not sent yet. Only a large answer
         # (a huge Host reflected as HostId) is long enough to be cut; nothing to judge.
         return Verdict("truncated", [], known)
-    if answer.status == 400 and (answer.body == SERVER_REJECTION or (
-            request.method == b"HEAD" and answer.headers.get("content-type", "").startswith("text/plain"))):
+    if _from_server(request, answer, 400, SERVER_REJECTION):
         wrong = ["admission expected, uvicorn refused the framing"] if expect == ADMIT else []
         return Verdict("http-400", wrong, known)
+    head = len(request.head())
+    if _from_server(request, answer, 431, HEAD_REFUSAL):
+        wrong = [] if head > max_head else [f"431 for a head within the bound: {head} <= {max_head} bytes"]
+        return Verdict("http-431", wrong, known)
+    if head > max_head:  # the server reads no more than the bound: the application never sees it
+        return Verdict(str(answer.status), [f"a head over the bound not refused with 431: {answer.status} "
+                                            f"({head} > {max_head} bytes)"], known)
     verdict = Verdict(str(answer.status), [], known)
     wrong = verdict.violations
     lowered = answer.body.lower()
@@ -275,6 +304,18 @@ _BAD_ESCAPES = [b"%", b"%z", b"%zz", b"%f", b"%ff", b"%fe%ff", b"%c3", b"%c3%28"
 
 def timestamp(offset: float = 0) -> str:
     return (datetime.now(UTC) + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def padded(request: RawRequest, size: int) -> RawRequest:
+    """``request`` with an ``x-pad`` header (signed by no version) making its head ``size`` bytes long;
+    unchanged when the head is longer already."""
+    room = size - len(request.head()) - len(b"x-pad: \r\n")
+    return request if room < 0 else replace(request, headers=(*request.headers, (b"x-pad", b"p" * room)))
+
+
+#: Where a padded head ends, from the bound: a few bytes either side of it (the bound itself is within), or
+#: up to a KiB.
+_around_the_bound = st.one_of(st.integers(-2, 2), st.integers(-1024, 1024))
 
 
 names = st.one_of(st.sampled_from(COMMON), st.text(max_size=12))
@@ -355,8 +396,9 @@ any_header_values = st.binary(max_size=60).map(lambda v: v.replace(b"\r", b"").r
 
 
 @st.composite
-def raw_requests(draw: st.DrawFn) -> RawRequest:
-    """A hostile request from scratch: any method, path, query, headers, body and framing."""
+def raw_requests(draw: st.DrawFn, max_head: int | None = None) -> RawRequest:
+    """A hostile request from scratch: any method, path, query, headers, body and framing; given the
+    server's head bound, one in ten padded to a head around it."""
     method = draw(st.sampled_from(METHODS))
     path = draw(st.sampled_from(PATHS))
     query = draw(pairs())
@@ -375,7 +417,10 @@ def raw_requests(draw: st.DrawFn) -> RawRequest:
     length = None
     if not chunked and draw(st.integers(0, 19)) == 0:  # Content-Length with leading zeros
         length = b"0" * draw(st.sampled_from([1, 10, 4000, 4290, 4300, 6000])) + str(len(body)).encode()
-    return RawRequest(method, target, tuple(headers), body, chunked, length)
+    request = RawRequest(method, target, tuple(headers), body, chunked, length)
+    if max_head is not None and draw(st.integers(0, 9)) == 0:
+        request = padded(request, max_head + draw(_around_the_bound))
+    return request
 
 
 # --- signed requests and their mutations -----------------------------------------------------------
@@ -395,10 +440,12 @@ texts = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_siz
 
 
 @st.composite
-def signed_requests(draw: st.DrawFn, host: bytes, versions: tuple[str, ...] = ("V1", "V3")) -> Signed:
+def signed_requests(draw: st.DrawFn, host: bytes, versions: tuple[str, ...] = ("V1", "V3"),
+                    max_head: int | None = None) -> Signed:
     """DescribeRegions or DescribeEcho (free text, repeated tags), V1 GET/POST or V3 GET/POST, signed
     now by LTAIalice with a fresh nonce, with unsigned headers a client may add (including a spoofed
-    identity header, which the gateway must drop)."""
+    identity header, which the gateway must drop); given the server's head bound, one in ten padded
+    to a head around it."""
     version = draw(st.sampled_from(versions))
     method = draw(st.sampled_from(["GET", "POST"]))
     action = draw(st.sampled_from(["DescribeRegions", "DescribeEcho"]))
@@ -439,6 +486,8 @@ def signed_requests(draw: st.DrawFn, host: bytes, versions: tuple[str, ...] = ("
     order = draw(st.permutations(range(len(headers))))
     request = RawRequest(method.encode(), target, tuple(headers[i] for i in order), b"&".join(body),
                          chunked=bool(body) and draw(st.booleans()))
+    if max_head is not None and draw(st.integers(0, 9)) == 0:
+        request = padded(request, max_head + draw(_around_the_bound))
     return Signed(version, request, seen)
 
 
@@ -616,10 +665,11 @@ class Mutation:
 
 
 @st.composite
-def mutations(draw: st.DrawFn, host: bytes, versions: tuple[str, ...] = ("V1", "V3")) -> Mutation:
+def mutations(draw: st.DrawFn, host: bytes, versions: tuple[str, ...] = ("V1", "V3"),
+              max_head: int | None = None) -> Mutation:
     """One byte of a signed request replaced (a bit flipped, the case of a letter, another visible
     character, or any other byte), anywhere but in the framing headers."""
-    signed = draw(signed_requests(host, versions))
+    signed = draw(signed_requests(host, versions, max_head))
     request = signed.request
     # The query and the body carry most of what is signed: they weigh more than one header.
     regions: list[tuple[str, int]] = [("method", 0)] + [("target", 0)] * 6
