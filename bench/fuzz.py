@@ -10,7 +10,7 @@ this script alone (GATEWAY_* variables of its environment are dropped), the head
 ``MAX_HEAD`` the inputs are padded around and the answers judged by. With ``--redis`` the gateways
 keep their state in a private redis-server.
 
-The inputs and the judging are tests/support/fuzzing.py's, as in tests/test_fuzz.py, but drawn at
+The inputs and the judging are tests/support/fuzzing/'s, as in tests/test_fuzz.py, but drawn at
 random (hypothesis, generate phase only, in rounds of ``ROUND`` with fresh seeds) and never stopping
 at a violation: every answer is judged, violations are counted by kind, and a few examples of each
 are printed. The campaigns:
@@ -51,19 +51,11 @@ from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from bench.common import GATEWAY_HTTP, redis_server, uvicorn_server  # noqa: E402
-from tests.support.fuzzing import (  # noqa: E402
-    ANY,
-    MAX_HEAD,
-    REFUSE,
-    RawRequest,
-    address_of,
-    check_echo,
-    exchange,
-    judge,
-    mutations,
-    raw_requests,
-    signed_semantics,
-)
+from tests.support.fuzzing.meaning import check_echo  # noqa: E402
+from tests.support.fuzzing.oracle import ANY, MAX_HEAD, REFUSE, judge  # noqa: E402
+from tests.support.fuzzing.signed import mutations, signed_semantics  # noqa: E402
+from tests.support.fuzzing.strategies import raw_requests  # noqa: E402
+from tests.support.fuzzing.wire import RawRequest, address_of, exchange  # noqa: E402
 
 POLICY = ROOT / "tests" / "data" / "policy.toml"
 ROUND = 2_000  # examples per hypothesis run: its bookkeeping grows with the examples of one run

@@ -3,7 +3,7 @@
 The gateway runs under a real uvicorn with the HTTP protocol `gateway serve` runs (gateway/serving.py:
 its head bound, header timeout and connection cap), in front of the echo service, with no
 GATEWAY_HOST_ID so that the Host header is reflected as HostId. Requests are written as raw bytes on a
-socket (tests/support/fuzzing.py says why, and how answers are judged). The invariants, for every
+socket (tests/support/fuzzing/ says why, and how answers are judged). The invariants, for every
 input: never InternalError, never a 5xx but a catalogued one with its body, never a traceback or a
 secret in a body, every answer a catalogued code in a body that parses in its content type (or
 uvicorn's own ``400 Invalid HTTP request received.`` when httptools refuses the framing), a head over
@@ -38,24 +38,11 @@ from gateway.stores import open_store
 from tests.conftest import DATA
 from tests.support.apps import EchoService
 from tests.support.client import VERSION, call_v3, query, signed_params
-from tests.support.fuzzing import (
-    ADMIT,
-    ANY,
-    REFUSE,
-    Mutation,
-    RawAnswer,
-    RawRequest,
-    Signed,
-    address_of,
-    check_echo,
-    exchange,
-    expectation,
-    judge,
-    mutations,
-    padded,
-    raw_requests,
-    signed_semantics,
-)
+from tests.support.fuzzing.meaning import Signed, check_echo, expectation
+from tests.support.fuzzing.oracle import ADMIT, ANY, REFUSE, judge
+from tests.support.fuzzing.signed import Mutation, mutations, signed_semantics
+from tests.support.fuzzing.strategies import padded, raw_requests
+from tests.support.fuzzing.wire import RawAnswer, RawRequest, address_of, exchange
 from tests.support.keys import SECRETS
 from tests.support.servers import serve_in_thread
 
