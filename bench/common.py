@@ -170,6 +170,31 @@ def wrk(url: str, *, seconds: int = 5, connections: int = 32, threads: int = 1,
                 requests=_count(r"^\s*(\d+) requests in", out))
 
 
+def alternate(urls: Mapping[str, str], *, seconds: int, rounds: int,
+              paths: Callable[[int], Path] | None = None) -> dict[str, list[Load]]:
+    """Each server of ``urls`` loaded by wrk ``-t1 -c32`` for 1 s (a warm-up), then for ``seconds`` a
+    round, ``rounds`` rounds, the order reversed every other round; a line printed per run. With
+    ``paths``, a file of request paths for a run of that many seconds, made afresh for the warm-up and
+    for each round (the servers of a round share it), and deleted after it."""
+    runs: dict[str, list[Load]] = {name: [] for name in urls}
+    warm = paths(1) if paths is not None else None
+    for url in urls.values():
+        wrk(url + "/", seconds=1, paths=warm)
+    print(f"wrk -t1 -c32 -d{seconds}s, {rounds} rounds, alternating", flush=True)
+    for round_no in range(rounds):
+        round_paths = paths(seconds) if paths is not None else None
+        for name in list(urls) if round_no % 2 == 0 else list(reversed(urls)):
+            load = wrk(urls[name] + "/", seconds=seconds, paths=round_paths)
+            runs[name].append(load)
+            print(f"  round {round_no + 1} {name:>8}: {load.rps:9.0f} req/s  p99 {load.p99_ms:7.2f} ms"
+                  f"  non-2xx {load.non_2xx}", flush=True)
+        if round_paths is not None:
+            round_paths.unlink()
+    if warm is not None:
+        warm.unlink()
+    return runs
+
+
 def median_load(loads: list[Load]) -> Load:
     return Load(
         rps=statistics.median(load.rps for load in loads),
