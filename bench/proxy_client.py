@@ -22,19 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bench.common import alternate, median_load, uvicorn_server
+from tests.support.asgi import read_body
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"host", b"content-length", b"transfer-encoding",
                         b"te", b"trailer", b"upgrade", b"proxy-authorization", b"proxy-connection"})
 POOL = 100  # connections per client, the same for both
-
-
-async def _body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 def _target(scope: Scope) -> str:
@@ -67,7 +59,7 @@ def create_httpx_proxy() -> ASGIApp:
             return
         headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
         request = client.build_request(scope["method"], _target(scope), headers=headers,
-                                       content=await _body(receive))
+                                       content=await read_body(receive))
         response = await client.send(request, stream=True)
         try:
             await send({"type": "http.response.start", "status": response.status_code,
@@ -106,7 +98,7 @@ def create_aiohttp_proxy() -> ASGIApp:
         headers = [(k.decode("latin-1"), v.decode("latin-1"))
                    for k, v in scope["headers"] if k not in HOP_BY_HOP]
         url = URL(upstream + _target(scope), encoded=True)
-        async with session().request(scope["method"], url, headers=headers, data=await _body(receive),
+        async with session().request(scope["method"], url, headers=headers, data=await read_body(receive),
                                      allow_redirects=False) as response:
             await send({"type": "http.response.start", "status": response.status,
                         "headers": [(k, v) for k, v in response.raw_headers if k.lower() not in HOP_BY_HOP]})
