@@ -41,6 +41,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,18 +92,18 @@ def upstream_app() -> Any:
 @contextmanager
 def servers(use_redis: bool, logs: Path) -> Iterator[dict[str, str]]:
     """The upstream (stock uvicorn: it is not the gateway) and the two gateways, each one's output in
-    ``logs``, read at the end for tracebacks (and out of the way of the figures: uvicorn warns once
-    a framing refusal, the gateway's protocol once a 431)."""
+    ``logs``, read at the end for tracebacks (and out of the way of the figures: uvicorn warns at
+    each framing refusal, the gateway's protocol at each 431)."""
     with ExitStack() as stack:
         env = {"GATEWAY_CONFIG": str(POLICY), "GATEWAY_ACCESS_LOG": "false",
                "GATEWAY_MAX_HEADER_BYTES": str(MAX_HEAD), "PYTHONPATH": str(ROOT)}
         if use_redis:
             env["GATEWAY_REDIS_URL"] = stack.enter_context(redis_server())
         upstream = stack.enter_context(uvicorn_server("bench.fuzz:upstream_app", env, log=logs / "upstream.log"))
-        gateway = {"ready_path": "/_gateway/health", "http": GATEWAY_HTTP}
-        echo = stack.enter_context(uvicorn_server("bench.fuzz:echo_app", env, log=logs / "echo.log", **gateway))
-        proxy = stack.enter_context(uvicorn_server("bench.fuzz:proxy_app", {**env, "GATEWAY_UPSTREAM_URL": upstream},
-                                                   log=logs / "proxy.log", **gateway))
+        gateway = partial(uvicorn_server, ready_path="/_gateway/health", http=GATEWAY_HTTP)
+        echo = stack.enter_context(gateway("bench.fuzz:echo_app", env, log=logs / "echo.log"))
+        proxy = stack.enter_context(gateway("bench.fuzz:proxy_app", {**env, "GATEWAY_UPSTREAM_URL": upstream},
+                                            log=logs / "proxy.log"))
         yield {"echo": echo, "proxy": proxy}
 
 
