@@ -6,6 +6,8 @@ machines are shared and noisy, so an absolute number means little and a ratio me
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import re
 import shutil
@@ -17,9 +19,10 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -52,26 +55,50 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
+@functools.cache
+def _gateway_protocol() -> Callable[..., asyncio.Protocol]:
+    from gateway.serving import Limits, protocol
+    from gateway.settings import Settings
+
+    return protocol(Limits.from_settings(Settings.from_env()))
+
+
+def gateway_http(*args: Any, **kwargs: Any) -> asyncio.Protocol:
+    """A connection's protocol as `gateway serve` makes it (gateway/serving.py: httptools with the head
+    bound, header timeout and connection cap), the limits read once from the server process's GATEWAY_*
+    variables as `gateway serve` reads them. For uvicorn's ``--http``, which takes no arguments."""
+    return _gateway_protocol()(*args, **kwargs)
+
+
+#: `uvicorn_server`'s ``http`` for a server that runs the gateway's protocol, as `gateway serve` does.
+GATEWAY_HTTP = "bench.common:gateway_http"
+
+
 @contextmanager
 def uvicorn_server(target: str, env: Mapping[str, str] | None = None, *, factory: bool = True,
-                   ready_path: str = "/") -> Iterator[str]:
-    """One uvicorn worker with uvloop and httptools, as the benches are specified; yields its URL."""
+                   ready_path: str = "/", http: str = "httptools", log: Path | None = None) -> Iterator[str]:
+    """One uvicorn worker with uvloop and httptools, as the benches are specified; yields its URL.
+
+    ``http``: uvicorn's ``--http`` (`GATEWAY_HTTP`: the protocol `gateway serve` runs). ``log``: a file
+    for the server's output (by default it goes where this process's does)."""
     port = free_port()
     args = [PYTHON, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-            "--http", "httptools", "--no-access-log", "--log-level", "warning", "--workers", "1"]
+            "--http", http, "--no-access-log", "--log-level", "warning", "--workers", "1"]
     if factory:
         args.append("--factory")
-    process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + ready_path)
-        yield url
-    finally:
-        process.terminate()
+    with log.open("wb") if log is not None else nullcontext() as out:
+        process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out,
+                                   stderr=subprocess.STDOUT if out else None)
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            wait_http(url + ready_path)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 @contextmanager
@@ -141,6 +168,31 @@ def wrk(url: str, *, seconds: int = 5, connections: int = 32, threads: int = 1,
     return Load(rps=float(rps[1]), p50_ms=_percentile(out, 50), p99_ms=_percentile(out, 99),
                 non_2xx=_count(r"^\s*Non-2xx or 3xx responses:\s+(\d+)", out),
                 requests=_count(r"^\s*(\d+) requests in", out))
+
+
+def alternate(urls: Mapping[str, str], *, seconds: int, rounds: int,
+              paths: Callable[[int], Path] | None = None) -> dict[str, list[Load]]:
+    """Each server of ``urls`` loaded by wrk ``-t1 -c32`` for 1 s (a warm-up), then for ``seconds`` a
+    round, ``rounds`` rounds, the order reversed every other round; a line printed per run. With
+    ``paths``, a file of request paths for a run of that many seconds, made afresh for the warm-up and
+    for each round (the servers of a round share it), and deleted after it."""
+    runs: dict[str, list[Load]] = {name: [] for name in urls}
+    warm = paths(1) if paths is not None else None
+    for url in urls.values():
+        wrk(url + "/", seconds=1, paths=warm)
+    print(f"wrk -t1 -c32 -d{seconds}s, {rounds} rounds, alternating", flush=True)
+    for round_no in range(rounds):
+        round_paths = paths(seconds) if paths is not None else None
+        for name in list(urls) if round_no % 2 == 0 else list(reversed(urls)):
+            load = wrk(urls[name] + "/", seconds=seconds, paths=round_paths)
+            runs[name].append(load)
+            print(f"  round {round_no + 1} {name:>8}: {load.rps:9.0f} req/s  p99 {load.p99_ms:7.2f} ms"
+                  f"  non-2xx {load.non_2xx}", flush=True)
+        if round_paths is not None:
+            round_paths.unlink()
+    if warm is not None:
+        warm.unlink()
+    return runs
 
 
 def median_load(loads: list[Load]) -> Load:

@@ -2,12 +2,15 @@
 
     .venv/bin/python bench/fuzz.py [--inputs 100000] [--redis] [--seed N] [--json PATH]
 
-The gateway runs in its own uvicorn process (uvloop, httptools, as ``gateway serve`` runs it), so the
-fuzzing client and the server each have a core: in front of the echo service of the tests
-(middleware mode), and, for a share of the inputs, as the reverse proxy in front of the tests'
-upstream. With ``--redis`` the gateways keep their state in a private redis-server.
+The gateway runs in its own uvicorn process (uvloop, and the HTTP protocol ``gateway serve`` runs:
+gateway/serving.py's head bound, header timeout and connection cap), so the fuzzing client and the
+server each have a core: in front of the echo service of the tests (middleware mode), and, for a share
+of the inputs, as the reverse proxy in front of the tests' upstream. The servers are configured by
+this script alone (GATEWAY_* variables of its environment are dropped), the head bound set to the
+``MAX_HEAD`` the inputs are padded around and the answers judged by. With ``--redis`` the gateways
+keep their state in a private redis-server.
 
-The inputs and the judging are tests/support/fuzzing.py's, as in tests/test_fuzz.py, but drawn at
+The inputs and the judging are tests/support/fuzzing/'s, as in tests/test_fuzz.py, but drawn at
 random (hypothesis, generate phase only, in rounds of ``ROUND`` with fresh seeds) and never stopping
 at a violation: every answer is judged, violations are counted by kind, and a few examples of each
 are printed. The campaigns:
@@ -31,7 +34,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +41,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +51,12 @@ sys.path.insert(0, str(ROOT))  # tests.support: the same strategies and oracle a
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from bench.common import PYTHON, free_port, redis_server, wait_http  # noqa: E402
-from tests.support.fuzzing import (  # noqa: E402
-    ANY,
-    REFUSE,
-    RawRequest,
-    address_of,
-    check_echo,
-    exchange,
-    judge,
-    mutations,
-    raw_requests,
-    signed_semantics,
-)
+from bench.common import GATEWAY_HTTP, redis_server, uvicorn_server  # noqa: E402
+from tests.support.fuzzing.meaning import check_echo  # noqa: E402
+from tests.support.fuzzing.oracle import ANY, MAX_HEAD, REFUSE, judge  # noqa: E402
+from tests.support.fuzzing.signed import mutations, signed_semantics  # noqa: E402
+from tests.support.fuzzing.strategies import raw_requests  # noqa: E402
+from tests.support.fuzzing.wire import RawRequest, address_of, exchange  # noqa: E402
 
 POLICY = ROOT / "tests" / "data" / "policy.toml"
 ROUND = 2_000  # examples per hypothesis run: its bookkeeping grows with the examples of one run
@@ -94,39 +90,20 @@ def upstream_app() -> Any:
 
 
 @contextmanager
-def uvicorn_process(factory: str, env: dict[str, str], log: Path) -> Iterator[str]:
-    """One uvicorn worker (uvloop, httptools) serving ``factory``; its output goes to ``log``, read at
-    the end for tracebacks (bench/common.uvicorn_server lets uvicorn print a warning per framing
-    refusal, which would drown the figures)."""
-    port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [PYTHON, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
-             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "error"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_http(url + "/_gateway/health")
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-@contextmanager
 def servers(use_redis: bool, logs: Path) -> Iterator[dict[str, str]]:
+    """The upstream (stock uvicorn: it is not the gateway) and the two gateways, each one's output in
+    ``logs``, read at the end for tracebacks (and out of the way of the figures: uvicorn warns at
+    each framing refusal, the gateway's protocol at each 431)."""
     with ExitStack() as stack:
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
-               "GATEWAY_CONFIG": str(POLICY), "GATEWAY_ACCESS_LOG": "false", "PYTHONPATH": str(ROOT)}
+        env = {"GATEWAY_CONFIG": str(POLICY), "GATEWAY_ACCESS_LOG": "false",
+               "GATEWAY_MAX_HEADER_BYTES": str(MAX_HEAD), "PYTHONPATH": str(ROOT)}
         if use_redis:
             env["GATEWAY_REDIS_URL"] = stack.enter_context(redis_server())
-        upstream = stack.enter_context(uvicorn_process("bench.fuzz:upstream_app", env, logs / "upstream.log"))
-        echo = stack.enter_context(uvicorn_process("bench.fuzz:echo_app", env, logs / "echo.log"))
-        proxy = stack.enter_context(uvicorn_process("bench.fuzz:proxy_app", {**env, "GATEWAY_UPSTREAM_URL": upstream},
-                                                    logs / "proxy.log"))
+        upstream = stack.enter_context(uvicorn_server("bench.fuzz:upstream_app", env, log=logs / "upstream.log"))
+        gateway = partial(uvicorn_server, ready_path="/_gateway/health", http=GATEWAY_HTTP)
+        echo = stack.enter_context(gateway("bench.fuzz:echo_app", env, log=logs / "echo.log"))
+        proxy = stack.enter_context(gateway("bench.fuzz:proxy_app", {**env, "GATEWAY_UPSTREAM_URL": upstream},
+                                            log=logs / "proxy.log"))
         yield {"echo": echo, "proxy": proxy}
 
 
@@ -180,11 +157,11 @@ def campaign(name: str, url: str) -> Draw:
 
     def draw(data: st.DataObject) -> tuple[RawRequest, str, Any]:
         if kind == "raw":
-            return data.draw(raw_requests()), REFUSE, None
+            return data.draw(raw_requests(MAX_HEAD)), REFUSE, None
         if kind == "signed":
             signed = data.draw(signed_semantics(host))
             return signed.request, ANY, check_echo(signed) if echo else None
-        mutation = data.draw(mutations(host, ("V1",) if kind == "flip-v1" else ("V3",)))
+        mutation = data.draw(mutations(host, ("V1",) if kind == "flip-v1" else ("V3",), MAX_HEAD))
         return mutation.request, mutation.expect, check_echo(mutation.signed) if echo else None
 
     return draw
@@ -204,7 +181,8 @@ def run(name: str, url: str, count: int, rng: random.Random) -> Tally:
         @given(data=st.data())
         def one(data: st.DataObject) -> None:
             request, expect, check = draw(data)
-            tally.record(request, expect, judge(request, exchange(address, request), expect, check))
+            answer = exchange(address, request)
+            tally.record(request, expect, judge(request, answer, expect, check, max_head=MAX_HEAD))
 
         before = tally.inputs
         one()
@@ -246,6 +224,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    for name in [name for name in os.environ if name.startswith("GATEWAY_")]:
+        del os.environ[name]  # the servers inherit this environment: only `servers` configures them
     logging_off()
     tallies: dict[str, Tally] = {}
     logs = Path(tempfile.mkdtemp(prefix="fuzz-logs-"))

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.apps import KEY, POLICY, SECRET
-from bench.common import Load, median_load, uvicorn_server, write_paths, wrk
+from bench.common import alternate, median_load, uvicorn_server, write_paths
 from gateway.signing import percent_encode, sign_request_v1
 
 # Signed paths per second of a round: far more than the gateway answers, so none is ever reused.
@@ -39,25 +39,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    runs: dict[str, list[Load]] = {"direct": [], "gateway": []}
     with uvicorn_server("bench.apps:bare", factory=True) as upstream:
         env = {"GATEWAY_UPSTREAM_URL": upstream, "GATEWAY_CONFIG": str(POLICY), "GATEWAY_ACCESS_LOG": "false",
                "GATEWAY_REDIS_URL": ""}
         with uvicorn_server("gateway.app:create_app", env, ready_path="/_gateway/ready") as gateway:
-            urls = {"direct": upstream, "gateway": gateway}
-            warm = write_paths(signed_path, 2 * PER_SECOND)
-            for url in urls.values():
-                wrk(url, seconds=1, paths=warm)
-            warm.unlink()
-            print(f"wrk -t1 -c32 -d{args.seconds}s, {args.rounds} rounds, alternating", flush=True)
-            for round_no in range(args.rounds):
-                paths = write_paths(signed_path, PER_SECOND * args.seconds)
-                for name in list(urls) if round_no % 2 == 0 else list(reversed(urls)):
-                    load = wrk(urls[name], seconds=args.seconds, paths=paths)
-                    runs[name].append(load)
-                    print(f"  round {round_no + 1} {name:>8}: {load.rps:8.0f} req/s"
-                          f"  p99 {load.p99_ms:6.2f} ms  non-2xx {load.non_2xx}", flush=True)
-                paths.unlink()
+            runs = alternate({"direct": upstream, "gateway": gateway}, seconds=args.seconds, rounds=args.rounds,
+                             paths=lambda seconds: write_paths(signed_path, PER_SECOND * seconds))
     direct, gated = median_load(runs["direct"]), median_load(runs["gateway"])
     for name, load in (("direct", direct), ("gateway", gated)):
         print(f"{name:>8}: median {load.rps:8.0f} req/s  p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms"

@@ -21,20 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bench.common import Load, median_load, uvicorn_server, wrk
+from bench.common import alternate, median_load, uvicorn_server
+from tests.support.asgi import read_body
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"host", b"content-length", b"transfer-encoding",
                         b"te", b"trailer", b"upgrade", b"proxy-authorization", b"proxy-connection"})
 POOL = 100  # connections per client, the same for both
-
-
-async def _body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 def _target(scope: Scope) -> str:
@@ -67,7 +59,7 @@ def create_httpx_proxy() -> ASGIApp:
             return
         headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
         request = client.build_request(scope["method"], _target(scope), headers=headers,
-                                       content=await _body(receive))
+                                       content=await read_body(receive))
         response = await client.send(request, stream=True)
         try:
             await send({"type": "http.response.start", "status": response.status_code,
@@ -106,7 +98,7 @@ def create_aiohttp_proxy() -> ASGIApp:
         headers = [(k.decode("latin-1"), v.decode("latin-1"))
                    for k, v in scope["headers"] if k not in HOP_BY_HOP]
         url = URL(upstream + _target(scope), encoded=True)
-        async with session().request(scope["method"], url, headers=headers, data=await _body(receive),
+        async with session().request(scope["method"], url, headers=headers, data=await read_body(receive),
                                      allow_redirects=False) as response:
             await send({"type": "http.response.start", "status": response.status,
                         "headers": [(k, v) for k, v in response.raw_headers if k.lower() not in HOP_BY_HOP]})
@@ -124,22 +116,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     args = parser.parse_args()
-    runs: dict[str, list[Load]] = {"httpx": [], "aiohttp": []}
     with uvicorn_server("bench.apps:bare") as upstream:
         env = {"BENCH_UPSTREAM": upstream}
         with uvicorn_server("bench.proxy_client:create_httpx_proxy", env) as via_httpx, \
                 uvicorn_server("bench.proxy_client:create_aiohttp_proxy", env) as via_aiohttp:
-            urls = {"httpx": via_httpx, "aiohttp": via_aiohttp}
-            for url in urls.values():  # warm both pools and code paths
-                wrk(url + "/", seconds=1)
-            print(f"wrk -t1 -c32 -d{args.seconds}s, {args.rounds} rounds, alternating", flush=True)
-            for round_no in range(args.rounds):
-                order = list(urls) if round_no % 2 == 0 else list(reversed(urls))
-                for name in order:
-                    load = wrk(urls[name] + "/", seconds=args.seconds)
-                    runs[name].append(load)
-                    print(f"  round {round_no + 1} {name:>8}: {load.rps:9.0f} req/s"
-                          f"  p99 {load.p99_ms:7.2f} ms  non-2xx {load.non_2xx}", flush=True)
+            # The warm-up of `alternate` warms both pools and code paths.
+            runs = alternate({"httpx": via_httpx, "aiohttp": via_aiohttp}, seconds=args.seconds, rounds=args.rounds)
     medians = {name: median_load(loads) for name, loads in runs.items()}
     for name, load in medians.items():
         print(f"{name:>8}: median {load.rps:9.0f} req/s  p99 {load.p99_ms:7.2f} ms  non-2xx {load.non_2xx}")

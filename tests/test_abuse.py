@@ -33,7 +33,7 @@ import pytest
 from gateway.signing import sign_request_v3
 from tests.conftest import DATA
 from tests.support.client import VERSION, query, signed_params
-from tests.support.fuzzing import RawRequest, exchange
+from tests.support.fuzzing.wire import RawRequest, exchange
 from tests.support.keys import SECRETS
 from tests.support.serve import ROOT, Served, gateway_serve, serve_env
 from tests.support.servers import free_port, wait_until

@@ -1,13 +1,15 @@
 """HTTP fuzzing against a live gateway: a small, derandomized sample (bench/fuzz.py is the full run).
 
-The gateway runs under a real uvicorn in front of the echo service, with no GATEWAY_HOST_ID so that
-the Host header is reflected as HostId. Requests are written as raw bytes on a socket
-(tests/support/fuzzing.py says why, and how answers are judged). The invariants, for every input:
-never InternalError, never a 5xx but a catalogued one with its body, never a traceback or a secret in
-a body, every answer a catalogued code in a body that parses in its content type (or uvicorn's own
-``400 Invalid HTTP request received.`` when httptools refuses the framing), and no signed request
-with a flipped byte admitted unless the flip leaves what the signature covers unchanged; the echo
-service sees exactly what was signed, and the caller the signature proves.
+The gateway runs under a real uvicorn with the HTTP protocol `gateway serve` runs (gateway/serving.py:
+its head bound, header timeout and connection cap), in front of the echo service, with no
+GATEWAY_HOST_ID so that the Host header is reflected as HostId. Requests are written as raw bytes on a
+socket (tests/support/fuzzing/ says why, and how answers are judged). The invariants, for every
+input: never InternalError, never a 5xx but a catalogued one with its body, never a traceback or a
+secret in a body, every answer a catalogued code in a body that parses in its content type (or
+uvicorn's own ``400 Invalid HTTP request received.`` when httptools refuses the framing), a head over
+GATEWAY_MAX_HEADER_BYTES refused with the server's plain-text ``431`` and a head within it never, and
+no signed request with a flipped byte admitted unless the flip leaves what the signature covers
+unchanged; the echo service sees exactly what was signed, and the caller the signature proves.
 
 The tests at the end are bugs found on the way, fixed since: they stay as regressions.
 """
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 from xml.etree import ElementTree
 
@@ -23,33 +27,22 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import GatewayMiddleware, Settings
 from gateway.errors import Err
 from gateway.policy import Policy
+from gateway.serving import Limits, protocol
 from gateway.signing import sign_request_v3
 from gateway.stores import open_store
 from tests.conftest import DATA
 from tests.support.apps import EchoService
 from tests.support.client import VERSION, call_v3, query, signed_params
-from tests.support.fuzzing import (
-    ADMIT,
-    ANY,
-    REFUSE,
-    Mutation,
-    RawAnswer,
-    RawRequest,
-    Signed,
-    address_of,
-    check_echo,
-    exchange,
-    expectation,
-    judge,
-    mutations,
-    raw_requests,
-    signed_semantics,
-)
+from tests.support.fuzzing.meaning import Signed, check_echo, expectation
+from tests.support.fuzzing.oracle import ADMIT, ANY, REFUSE, judge
+from tests.support.fuzzing.signed import Mutation, mutations, signed_semantics
+from tests.support.fuzzing.strategies import padded, raw_requests
+from tests.support.fuzzing.wire import RawAnswer, RawRequest, address_of, exchange
 from tests.support.keys import SECRETS
 from tests.support.servers import serve_in_thread
 
@@ -59,31 +52,39 @@ SAMPLE = settings(deadline=None, database=None, derandomize=True, suppress_healt
 
 
 class Live:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, max_head: int) -> None:
         self.url = url
         self.address = address_of(url)
         self.host = f"{self.address[0]}:{self.address[1]}".encode()
+        self.max_head = max_head  # GATEWAY_MAX_HEADER_BYTES
+
+
+@contextmanager
+def served(app: ASGIApp, config: Settings) -> Iterator[str]:
+    """``app`` under uvicorn with the protocol `gateway serve` passes it, bound by ``config``."""
+    with serve_in_thread(app, http=protocol(Limits.from_settings(config))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def live(policy: Policy) -> Iterator[Live]:
     config = Settings(config=str(DATA / "policy.toml"))  # no host_id: HostId is the Host header
     app = GatewayMiddleware(EchoService(), settings=config, policy=policy, store=open_store(None))
-    with serve_in_thread(app) as url:
-        yield Live(url)
+    with served(app, config) as url:
+        yield Live(url, config.max_header_bytes)
 
 
 def check(live: Live, request: RawRequest, expect: str, signed: Signed | None = None) -> str:
     answer = exchange(live.address, request)
-    verdict = judge(request, answer, expect, check_echo(signed) if signed else None)
+    verdict = judge(request, answer, expect, check_echo(signed) if signed else None, max_head=live.max_head)
     assert not verdict.violations, (verdict.violations, request.short())
     return verdict.outcome
 
 
 @settings(SAMPLE, max_examples=1000)
-@given(request=raw_requests())
-def test_hostile_requests_get_catalogued_answers(live: Live, request: RawRequest) -> None:
-    check(live, request, REFUSE)
+@given(data=st.data())
+def test_hostile_requests_get_catalogued_answers(live: Live, data: st.DataObject) -> None:
+    check(live, data.draw(raw_requests(live.max_head)), REFUSE)
 
 
 @settings(SAMPLE, max_examples=800)
@@ -96,14 +97,14 @@ def test_signed_requests_asking_for_anything_get_catalogued_answers(live: Live, 
 @settings(SAMPLE, max_examples=1500)
 @given(data=st.data())
 def test_a_flipped_byte_in_a_v1_request_is_refused_unless_neutral(live: Live, data: st.DataObject) -> None:
-    mutation: Mutation = data.draw(mutations(live.host, ("V1",)))
+    mutation: Mutation = data.draw(mutations(live.host, ("V1",), live.max_head))
     check(live, mutation.request, mutation.expect, mutation.signed)
 
 
 @settings(SAMPLE, max_examples=1500)
 @given(data=st.data())
 def test_a_flipped_byte_in_a_v3_request_is_refused_unless_neutral(live: Live, data: st.DataObject) -> None:
-    mutation: Mutation = data.draw(mutations(live.host, ("V3",)))
+    mutation: Mutation = data.draw(mutations(live.host, ("V3",), live.max_head))
     check(live, mutation.request, mutation.expect, mutation.signed)
 
 
@@ -155,6 +156,35 @@ def test_the_oracle_knows_what_a_v3_signature_covers(live: Live) -> None:
     assert expectation(base, RawRequest(b"GET", b"/", (*base.request.headers, (b"user-agent", b"x")))) == ADMIT
 
 
+def test_heads_up_to_the_bound_are_served_and_longer_ones_get_431(live: Live) -> None:
+    for size, outcome in ((live.max_head - 1, "200"), (live.max_head, "200"), (live.max_head + 1, "http-431")):
+        target = f"/?{query(signed_params('DescribeRegions'))}".encode()  # a fresh nonce each
+        request = padded(RawRequest(b"GET", target, ((b"host", live.host),)), size)
+        assert len(request.head()) == size
+        # Admission expected: over the bound, the server's 431 is the only right answer all the same.
+        assert check(live, request, ADMIT) == outcome, size
+
+
+def test_the_oracle_allows_a_431_only_for_a_head_over_the_bound() -> None:
+    small = RawRequest(b"GET", b"/", ((b"host", b"gw"),))
+    too_large = RawAnswer(431, {"content-type": "text/plain; charset=utf-8"}, b"Request header fields too large.", 0.0)
+    assert judge(padded(small, 1025), too_large, max_head=1024).violations == []
+    head = replace(padded(small, 1025), method=b"HEAD")
+    assert judge(head, replace(too_large, body=b""), max_head=1024).violations == []  # no body to compare
+    for within in (small, padded(small, 1024)):
+        assert judge(within, too_large, max_head=1024).violations == [
+            f"431 for a head within the bound: {len(within.head())} <= 1024 bytes"]
+    # Over the bound, an answer from the application is wrong, however right it looks.
+    admitted = RawAnswer(200, {"content-type": "application/json;charset=utf-8", "x-acs-request-id": "r"},
+                         b'{"RequestId":"r"}', 0.0)
+    assert judge(padded(small, 1024), admitted, ANY, max_head=1024).violations == []
+    assert judge(padded(small, 1025), admitted, ANY, max_head=1024).violations == [
+        "a head over the bound not refused with 431: 200 (1025 > 1024 bytes)"]
+    # A 431 with another body is not the server's refusal.
+    assert judge(padded(small, 1025), replace(too_large, body=b"{}"), max_head=1024).violations == [
+        "a head over the bound not refused with 431: 431 (1025 > 1024 bytes)"]
+
+
 # --- the wrapped service's answers, rendered in the caller's format ----------------------------------
 
 _XML_NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,12}", fullmatch=True).filter(
@@ -184,7 +214,7 @@ ScriptedGateway = tuple[Scripted, str, httpx.Client]
 def scripted(policy: Policy) -> Iterator[ScriptedGateway]:
     service = Scripted()
     config = Settings(config=str(DATA / "policy.toml"), host_id="gateway.test")
-    with serve_in_thread(GatewayMiddleware(service, settings=config, policy=policy, store=open_store(None))) as url, \
+    with served(GatewayMiddleware(service, settings=config, policy=policy, store=open_store(None)), config) as url, \
             httpx.Client() as client:
         yield service, url, client
 

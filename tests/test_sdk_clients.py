@@ -71,6 +71,16 @@ def _params(method: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     return {"Tag": TAGS, "PageSize": "10"}, {"Text": TEXT, "Note": NOTE}
 
 
+def _call(url: str, sdk: str, method: str, *, secret: str | None = None) -> dict[str, Any]:
+    """``sdk`` calls the echo API with `_params`: the decoded answer, or the SDK's exception."""
+    query, body = _params(method)
+    return sdk_call(sdk, url, ACTION, method, query, body, secret=secret)
+
+
+#: Each SDK with each method: the tests that start from one SDK call.
+EACH_CALL = pytest.mark.parametrize(("sdk", "method"), [(sdk, method) for sdk in SDKS for method in METHODS])
+
+
 def _echoed(answer: dict[str, Any]) -> dict[str, str]:
     """The API's own parameters as the wrapped service received them."""
     params: dict[str, str] = answer["Echo"]["Params"]
@@ -97,13 +107,9 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[Wire]:
 # --- the SDKs' own calls are accepted, and arrive exactly -----------------------------------------
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("sdk", SDKS)
-def test_sdk_call_is_accepted_and_arrives_exactly(
-    gateway: LiveGateway, wire: Wire, sdk: str, method: str
-) -> None:
-    query, body = _params(method)
-    answer = sdk_call(sdk, gateway.url, ACTION, method, query, body)
+@EACH_CALL
+def test_sdk_call_is_accepted_and_arrives_exactly(gateway: LiveGateway, wire: Wire, sdk: str, method: str) -> None:
+    answer = _call(gateway.url, sdk, method)
     assert wire.last.status == 200
     assert wire.last.method == method
     assert _echoed(answer) == _expected(method)
@@ -117,8 +123,7 @@ def test_sdk_call_is_accepted_and_arrives_exactly(
 
 
 def test_wire_of_sdk_core(memory_gateway: LiveGateway, wire: Wire) -> None:
-    query, body = _params("POST")
-    sdk_call("core", memory_gateway.url, ACTION, "POST", query, body)
+    _call(memory_gateway.url, "core", "POST")
     sent = wire.last
     # Every common parameter in the query, values RFC 3986-encoded (space %20, * %2A, ~ kept).
     for pair in ("Format=JSON", "RegionId=cn-hangzhou", "SignatureType=", "SignatureMethod=HMAC-SHA1",
@@ -134,8 +139,7 @@ def test_wire_of_sdk_core(memory_gateway: LiveGateway, wire: Wire) -> None:
 
 
 def test_wire_of_tea_openapi_v3(memory_gateway: LiveGateway, wire: Wire) -> None:
-    query, body = _params("POST")
-    sdk_call("tea-v3", memory_gateway.url, ACTION, "POST", query, body)
+    _call(memory_gateway.url, "tea-v3", "POST")
     sent = wire.last
     # Only the API's parameters in the query, urlencode()d (space as +); no Format, no RegionId.
     assert sent.raw_query == "Tag.1=p+q&Tag.2=r%2As%2Ft%3Au~v&PageSize=10"
@@ -152,8 +156,7 @@ def test_wire_of_tea_openapi_v3(memory_gateway: LiveGateway, wire: Wire) -> None
 
 
 def test_wire_of_tea_openapi_v2(memory_gateway: LiveGateway, wire: Wire) -> None:
-    query, body = _params("POST")
-    sdk_call("tea-v2", memory_gateway.url, ACTION, "POST", query, body)
+    _call(memory_gateway.url, "tea-v2", "POST")
     sent = wire.last
     pairs = sent.raw_query.split("&")
     # Signature 1.0, every common parameter in the query, Format in lower case, no RegionId.
@@ -166,13 +169,9 @@ def test_wire_of_tea_openapi_v2(memory_gateway: LiveGateway, wire: Wire) -> None
 # --- what an SDK sent, replayed ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("sdk", SDKS)
-def test_tampered_copy_is_incomplete_signature(
-    gateway: LiveGateway, wire: Wire, sdk: str, method: str
-) -> None:
-    query, body = _params(method)
-    sdk_call(sdk, gateway.url, ACTION, method, query, body)
+@EACH_CALL
+def test_tampered_copy_is_incomplete_signature(gateway: LiveGateway, wire: Wire, sdk: str, method: str) -> None:
+    _call(gateway.url, sdk, method)
     sent = wire.last
     # GET: a query parameter; POST: one in the query and one in the form body (for V3 the body is
     # covered by x-acs-content-sha256 alone).
@@ -181,13 +180,9 @@ def test_tampered_copy_is_incomplete_signature(
         assert (refused.status_code, _code(refused)) == (400, "IncompleteSignature"), refused.text
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("sdk", SDKS)
-def test_exact_replay_is_signature_nonce_used(
-    gateway: LiveGateway, wire: Wire, sdk: str, method: str
-) -> None:
-    query, body = _params(method)
-    sdk_call(sdk, gateway.url, ACTION, method, query, body)
+@EACH_CALL
+def test_exact_replay_is_signature_nonce_used(gateway: LiveGateway, wire: Wire, sdk: str, method: str) -> None:
+    _call(gateway.url, sdk, method)
     replayed = wire.last.replay()
     assert (replayed.status_code, _code(replayed)) == (400, "SignatureNonceUsed"), replayed.text
     assert replayed.headers["content-type"] == "application/json;charset=utf-8"
@@ -205,14 +200,10 @@ def test_sdk_reusing_a_nonce_raises_signature_nonce_used(
     assert error_code(raised.value) == "SignatureNonceUsed"
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("sdk", SDKS)
-def test_sdk_with_a_wrong_secret_raises_incomplete_signature(
-    gateway: LiveGateway, sdk: str, method: str
-) -> None:
-    query, body = _params(method)
+@EACH_CALL
+def test_sdk_with_a_wrong_secret_raises_incomplete_signature(gateway: LiveGateway, sdk: str, method: str) -> None:
     with pytest.raises(Exception) as raised:
-        sdk_call(sdk, gateway.url, ACTION, method, query, body, secret="not-the-secret")
+        _call(gateway.url, sdk, method, secret="not-the-secret")
     assert error_code(raised.value) == "IncompleteSignature"
 
 

@@ -38,7 +38,7 @@ from gateway.stores import open_store
 from tests.conftest import DATA, LiveGateway
 from tests.support.apps import EchoService
 from tests.support.client import VERSION, Answer, get, post, query, signed_params, timestamp
-from tests.support.fuzzing import RawRequest, address_of, exchange
+from tests.support.fuzzing.wire import RawRequest, address_of, exchange
 from tests.support.keys import SECRETS
 from tests.support.redis import RedisServer
 from tests.support.servers import free_port, serve_in_thread, wait_until

@@ -25,7 +25,7 @@ from gateway.serving import TOO_LARGE, GatewayHttpProtocol, Limits, descriptor_c
 from gateway.settings import Settings
 from tests.conftest import DATA
 from tests.support.client import query, signed_params
-from tests.support.fuzzing import RawAnswer, RawRequest, exchange, parse_answer
+from tests.support.fuzzing.wire import RawAnswer, RawRequest, exchange, parse_answer
 from tests.support.serve import Served, gateway_serve, serve_env
 from tests.support.servers import serve_in_thread, wait_until
 from tests.support.upstream import Upstream

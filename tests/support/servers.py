@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -30,10 +31,12 @@ def wait_until(predicate: object, timeout: float = 10.0, what: str = "condition"
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` with a real uvicorn in a background thread; yields its base URL."""
+def serve_in_thread(app: ASGIApp, port: int | None = None, *,
+                    http: type[asyncio.Protocol] | str = "auto") -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn in a background thread; yields its base URL. ``http`` is
+    uvicorn's: `gateway.serving.protocol` runs ``app`` behind the protocol `gateway serve` runs."""
     config = uvicorn.Config(app, host="127.0.0.1", port=port or free_port(), log_level="warning",
-                            access_log=False, lifespan="auto")
+                            access_log=False, lifespan="auto", http=http)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

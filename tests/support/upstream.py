@@ -22,6 +22,8 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+from tests.support.asgi import read_body
+
 REGIONS = {"Regions": {"Region": [{"RegionId": "cn-hangzhou"}, {"RegionId": "cn-beijing"}]}}
 MISSING = {"Code": "Forbidden.InstanceNotFound", "Message": "The specified instance is not found."}
 STREAM_CHUNKS = [bytes([65 + i % 26]) * 16_384 for i in range(32)]  # 512 KiB, each chunk different
@@ -39,12 +41,7 @@ class Upstream:
         if scope["type"] != "http":
             return
         self.requests += 1
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         route = "/" + scope["path"].strip("/").split("/", 1)[0]  # /echo/anything is /echo
         if route == "/echo":
             await _json(send, 200, _echo(scope, body), [(b"x-upstream-note", b"hello"),
