@@ -3,9 +3,10 @@
     .venv/bin/python bench/proxy.py [--seconds 5] [--rounds 3]
 
 The upstream is bench/apps.py's bare Starlette app. The gateway is what `gateway serve` runs in
-proxy mode (``gateway.app:create_app``: the full V1 chain on the memory store, ProxyApp, metrics),
-with the bench policy. Each is one uvicorn worker (uvloop, httptools) loaded by wrk ``-t1 -c32``; the two
-alternate round after round and the medians are compared. Every request carries its own nonce:
+proxy mode (``gateway.app:create_app`` served with gateway/serving.py's protocol: the full V1 chain on
+the memory store, ProxyApp, metrics), with the bench policy. Each is one uvicorn worker (uvloop,
+httptools) loaded by wrk ``-t1 -c32``; the two alternate round after round and the medians are
+compared. Every request carries its own nonce:
 paths are signed ahead into a file that bench/lua/paths.lua replays one per request (split between
 wrk's threads), a fresh file each round; wrk's count of non-2xx answers must stay 0.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.apps import KEY, POLICY, SECRET
-from bench.common import alternate, median_load, uvicorn_server, write_paths
+from bench.common import GATEWAY_HTTP, alternate, median_load, uvicorn_server, write_paths
 from gateway.signing import percent_encode, sign_request_v1
 
 # Signed paths per second of a round: far more than the gateway answers, so none is ever reused.
@@ -42,7 +43,7 @@ def main() -> None:
     with uvicorn_server("bench.apps:bare", factory=True) as upstream:
         env = {"GATEWAY_UPSTREAM_URL": upstream, "GATEWAY_CONFIG": str(POLICY), "GATEWAY_ACCESS_LOG": "false",
                "GATEWAY_REDIS_URL": ""}
-        with uvicorn_server("gateway.app:create_app", env, ready_path="/_gateway/ready") as gateway:
+        with uvicorn_server("gateway.app:create_app", env, ready_path="/_gateway/ready", http=GATEWAY_HTTP) as gateway:
             runs = alternate({"direct": upstream, "gateway": gateway}, seconds=args.seconds, rounds=args.rounds,
                              paths=lambda seconds: write_paths(signed_path, PER_SECOND * seconds))
     direct, gated = median_load(runs["direct"]), median_load(runs["gateway"])

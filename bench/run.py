@@ -45,6 +45,7 @@ from starlette.middleware import Middleware
 from bench.apps import POLICY, ROUTES
 from bench.chain import v1_path, v3_line
 from bench.common import (
+    GATEWAY_HTTP,
     HERE,
     PYTHON,
     Load,
@@ -82,6 +83,7 @@ class Case:
     signed: str = "v1"  # the requests it needs: "v1", or "v3" (signed for its own host)
     ready: str = "/_gateway/health"
     redis: bool = True  # talks to Redis: count its round trips
+    http: str = "httptools"  # uvicorn's --http; GATEWAY_HTTP for what `gateway serve` runs
 
 
 def _gateway(prefix: str = "gw") -> Callable[[str, str], dict[str, str]]:
@@ -102,7 +104,7 @@ CASES = (
          lambda redis, bare: {"SLOWAPI_REDIS_URL": redis}, ready="/"),
     Case(PROXY, "gateway.app:create_app", lambda redis, bare: {
         "GATEWAY_UPSTREAM_URL": bare, "GATEWAY_CONFIG": str(POLICY), "GATEWAY_ACCESS_LOG": "false",
-        "GATEWAY_REDIS_URL": ""}, ready="/_gateway/ready", redis=False),
+        "GATEWAY_REDIS_URL": ""}, ready="/_gateway/ready", redis=False, http=GATEWAY_HTTP),
 )
 
 
@@ -135,7 +137,8 @@ def throughput(seconds: int, rounds: int) -> dict[str, Measured]:
         urls: dict[str, str] = {}
         for case in CASES:  # the bare app first: the proxy's upstream
             env = case.env(redis_url, urls.get(BARE, ""))
-            urls[case.name] = servers.enter_context(uvicorn_server(case.target, env, ready_path=case.ready))
+            urls[case.name] = servers.enter_context(uvicorn_server(case.target, env, ready_path=case.ready,
+                                                                   http=case.http))
         pids = {name: server_pid(url) for name, url in urls.items()}
         redis_pid = _pid_of_redis(redis_url)
         print(f"throughput: wrk -t1 -c32 -d{seconds}s, {rounds} rounds, {len(CASES)} servers up; warming up",

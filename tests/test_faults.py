@@ -96,7 +96,7 @@ def code(reply: Reply) -> str | None:
 
 
 def check_answer(reply: Reply) -> None:
-    """A success, or a catalogued refusal in the contract's shape (tests/support/fuzzing.py `judge`)."""
+    """A success, or a catalogued refusal in the contract's shape (tests/support/fuzzing/oracle.py `judge`)."""
     verdict = judge(RawRequest(b"GET", b"/"), RawAnswer(reply.status, reply.headers, reply.body, 0.0), ANY)
     assert not verdict.violations, (verdict.violations, reply.status, reply.body[:200])
 
