@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 from xml.etree import ElementTree
 
 import httpx
@@ -183,6 +184,19 @@ def test_the_oracle_allows_a_431_only_for_a_head_over_the_bound() -> None:
     # A 431 with another body is not the server's refusal.
     assert judge(padded(small, 1025), replace(too_large, body=b"{}"), max_head=1024).violations == [
         "a head over the bound not refused with 431: 431 (1025 > 1024 bytes)"]
+
+
+def test_the_oracle_finds_a_traceback_the_caller_did_not_send() -> None:
+    marker = "Traceback (most recent call last):"
+    echoed = RawRequest(b"GET", f"/?Text={quote(marker)}".encode(), ((b"host", b"gw"),))
+    plain = RawRequest(b"GET", b"/?Text=x", ((b"host", b"gw"),))
+    headers = {"content-type": "application/json;charset=utf-8", "x-acs-request-id": "r"}
+    echo = RawAnswer(200, headers, json.dumps({"RequestId": "r", "Text": marker}).encode(), 0.0)
+    crash = RawAnswer(500, headers, json.dumps({"RequestId": "r", "HostId": "gw", "Code": "InternalError",
+                                                "Message": f"{marker} File ..."}).encode(), 0.0)
+    assert "a traceback in the body" not in judge(echoed, echo, ANY).violations  # the caller's own text
+    assert "a traceback in the body" in judge(plain, echo, ANY).violations
+    assert "a traceback in the body" in judge(echoed, crash, ANY).violations  # a refusal never repeats it
 
 
 # --- the wrapped service's answers, rendered in the caller's format ----------------------------------

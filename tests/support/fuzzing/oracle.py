@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_to_bytes
 from xml.etree import ElementTree
 
 from gateway.errors import Err
@@ -31,6 +32,7 @@ CONTENT_TYPES = {"text/xml;charset=utf-8": "XML", "application/json;charset=utf-
 CATALOG = frozenset((entry.value.code, entry.value.status) for entry in Err)
 ERROR_FIELDS = ["RequestId", "HostId", "Code", "Message"]
 SERVER_REJECTION = b"Invalid HTTP request received."
+TRACEBACK = b"traceback (most recent call last)"  # lower-cased, as bodies are searched
 HEAD_REFUSAL = b"Request header fields too large."  # gateway/serving.py's 431
 #: GATEWAY_MAX_HEADER_BYTES unless set: the head bound `judge` assumes when it is given none.
 MAX_HEAD = Settings().max_header_bytes
@@ -97,6 +99,20 @@ def _from_server(request: RawRequest, answer: RawAnswer, status: int, text: byte
     return answer.body == text
 
 
+def _traceback_shown(request: RawRequest, answer: RawAnswer) -> bool:
+    """Python's traceback header in the body, not written there by the caller.
+
+    The echo service answers with the request's own parameters, and hypothesis draws text from the
+    string constants of loaded modules (this package's "traceback" among them): one run of 100,000
+    inputs had an echoed "traceback" flagged. A traceback the gateway leaked starts with the header;
+    a caller who sent that header (percent-encoded or not) gets it back in the echo, not from a crash.
+    """
+    if TRACEBACK not in answer.body.lower():
+        return False
+    sent = unquote_to_bytes((request.head() + request.body).replace(b"+", b" ")).lower()
+    return answer.status >= 400 or TRACEBACK not in sent
+
+
 def judge(request: RawRequest, answer: RawAnswer | None, expect: str = REFUSE,
           check_success: Callable[[dict[str, Any]], list[str]] | None = None, *,
           max_head: int = MAX_HEAD) -> Verdict:
@@ -122,8 +138,7 @@ def judge(request: RawRequest, answer: RawAnswer | None, expect: str = REFUSE,
                                             f"({head} > {max_head} bytes)"], known)
     verdict = Verdict(str(answer.status), [], known)
     wrong = verdict.violations
-    lowered = answer.body.lower()
-    if b"traceback" in lowered:
+    if _traceback_shown(request, answer):
         wrong.append("a traceback in the body")
     wrong += [f"secret {s!r} in the body" for s in SECRET_VALUES if s.encode() in answer.body]
     fmt = CONTENT_TYPES.get(answer.headers.get("content-type", ""))
