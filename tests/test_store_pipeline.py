@@ -67,13 +67,6 @@ async def store(redis_url: str) -> AsyncIterator[RedisStore]:
 
 
 @pytest.fixture
-async def inspect(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
     """Every write of script calls (the store's; the inspecting client sends INFO, HELLO and such)."""
     sent: list[bytes] = []
@@ -245,13 +238,7 @@ async def test_redis_down_fails_every_call_of_the_batch_within_the_timeout() -> 
         assert time.monotonic() - started < TIMEOUT + 0.5
         assert all(isinstance(r, StoreUnavailable) for r in results), results
         server.start()  # and the store recovers by itself (a NOSCRIPT reload included)
-        deadline, outcome = time.monotonic() + 2, None
-        while outcome is not Outcome.ADMITTED and time.monotonic() < deadline:
-            try:
-                outcome = (await store.admit(ticket())).outcome
-            except StoreUnavailable:
-                await asyncio.sleep(0.02)
-        assert outcome is Outcome.ADMITTED
+        await _admitted_again(store)
         await store.aclose()
 
 
@@ -267,6 +254,12 @@ async def test_a_stalled_server_fails_the_batch_once_within_the_timeout(redis_ur
         await inspect.client_unpause()
     assert all(isinstance(r, StoreUnavailable) for r in results)
     assert TIMEOUT * 0.8 < elapsed < TIMEOUT + 0.75  # one timeout for the batch, not one per call
+    await _admitted_again(store)
+    await store.aclose()
+
+
+async def _admitted_again(store: RedisStore) -> None:
+    """The store recovers by itself once the server answers again (within 2 s, polled)."""
     deadline, outcome = time.monotonic() + 2, None
     while outcome is not Outcome.ADMITTED and time.monotonic() < deadline:
         try:
@@ -274,7 +267,6 @@ async def test_a_stalled_server_fails_the_batch_once_within_the_timeout(redis_ur
         except StoreUnavailable:
             await asyncio.sleep(0.02)
     assert outcome is Outcome.ADMITTED
-    await store.aclose()
 
 
 def test_the_fallback_packer_writes_what_hiredis_writes() -> None:

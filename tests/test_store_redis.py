@@ -70,13 +70,6 @@ async def store(redis_url: str) -> AsyncIterator[Store]:
     await store.aclose()
 
 
-@pytest.fixture
-async def inspect(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 async def _workload(store: Store) -> None:
     """One of everything the store writes."""
     token, other = IdempotencyClaim("tok-1", "o", "f", 30_000), IdempotencyClaim("tok-2", "o", "f", 30_000)

@@ -29,10 +29,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tests.support.serve import until_ready
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-READY_PATH = "/_gateway/ready"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 _START_ATTEMPTS = 3  # a port found free may be taken by someone else before the gateway binds it
@@ -88,16 +88,8 @@ class GatewayProcesses:
 
     def _wait_ready(self, client: httpx.Client, index: int, deadline: float) -> None:
         for _ in range(_START_ATTEMPTS):
-            process = self._processes[index]
-            while process.poll() is None:
-                try:
-                    if client.get(self.urls[index] + READY_PATH).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass  # not listening yet
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"gateway {self.urls[index]} not ready: {self.output(index)}")
-                time.sleep(0.01)
+            if until_ready(client, self._processes[index], self.urls[index], deadline, lambda: self.output(index)):
+                return
             if "address already in use" not in self.output(index).lower():
                 break
             self._respawn(index)

@@ -5,7 +5,8 @@ once it answers PING (polled, never a fixed sleep), and can be stopped and start
 port for failure tests. `RedisClusterNodes` builds a three-master Redis Cluster with ``redis-cli``.
 
 Fixtures: ``redis_server`` (session), ``redis_url`` (function: the server running and flushed),
-``redis_cluster`` (session; skipped when ``redis-cli`` is absent). Test modules import them by name.
+``inspect`` (a plain client on it), ``redis_cluster`` (session; skipped when ``redis-cli`` is
+absent). tests/conftest.py registers them as a plugin.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from redis.asyncio import Redis
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
@@ -190,6 +192,14 @@ def redis_url(redis_server: RedisServer) -> str:
     redis_server.start()  # a failure test may have left it stopped
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture
+async def inspect(redis_url: str) -> AsyncIterator[Redis]:
+    """A plain client on ``redis_url``, to look at (or pause) the server behind the store under test."""
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")

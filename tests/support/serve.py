@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -87,17 +87,21 @@ def gateway_serve(env: Mapping[str, str], args: Sequence[str] = (), *,
 
 
 def _wait_ready(served: Served, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
     with httpx.Client(timeout=1.0) as client:
-        while True:
-            code = served.process.poll()
-            if code is not None:
-                raise RuntimeError(f"gateway serve exited with {code}:\n{served.output()}")
-            try:
-                if client.get(served.url + READY).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # not listening yet
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"gateway serve not ready after {timeout} s:\n{served.output()}")
-            time.sleep(0.01)
+        if not until_ready(client, served.process, served.url, time.monotonic() + timeout, served.output):
+            raise RuntimeError(f"gateway serve exited with {served.process.returncode}:\n{served.output()}")
+
+
+def until_ready(client: httpx.Client, process: subprocess.Popen[bytes], url: str, deadline: float,
+                output: Callable[[], str]) -> bool:
+    """Poll ``url``'s readiness while ``process`` lives: True once ready, False if it exited first."""
+    while process.poll() is None:
+        try:
+            if client.get(url + READY).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass  # not listening yet
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gateway {url} not ready: {output()}")
+        time.sleep(0.01)
+    return False
