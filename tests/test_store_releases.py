@@ -77,11 +77,12 @@ async def test_close_stops_the_retries() -> None:
     release = Release(failures=10**6)
     pending = PendingReleases(release, first_delay=0.005, max_delay=0.005)
     pending.add("1001", claim())
-    await asyncio.sleep(0.05)
+    while len(release.attempts) < 2:  # retrying (polled: the delays are 5 ms)
+        await asyncio.sleep(0.005)
     await pending.aclose()
     assert len(pending) == 0
     attempts = len(release.attempts)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # ten retry delays: a retry that outlived aclose would show here
     assert len(release.attempts) == attempts
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "gateway-pending-releases"]
 
