@@ -10,6 +10,7 @@ from collections.abc import Callable
 from types import MappingProxyType
 
 from gateway.context import RequestContext
+from gateway.memo import PerObjects
 
 PREFIX = b"x-gateway-"
 REQUEST_ID = b"x-acs-request-id"
@@ -29,16 +30,15 @@ def is_spoofable(name: bytes) -> bool:
     return name[:10].lower() == PREFIX or name.lower() == REQUEST_ID
 
 
-# The identity headers of one access key never change: built once per key object (the object is
-# kept in the value so its id() cannot be reused by another while cached).
-_BY_KEY: dict[int, tuple[object, list[tuple[bytes, bytes]]]] = {}
+# The identity headers of one access key never change: built once per key.
+_BY_KEY: PerObjects[list[tuple[bytes, bytes]]] = PerObjects()
 
 
 def _identity(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
     key = ctx.key
-    cached = _BY_KEY.get(id(key))
-    if cached is not None and cached[0] is key:
-        return cached[1]
+    cached = _BY_KEY.get(key)
+    if cached is not None:
+        return cached
     headers = []
     for name, read in HEADERS.items():
         if name == REQUEST_ID:
@@ -47,11 +47,7 @@ def _identity(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
         if value is not None:
             # Header values are latin-1 on the wire; a non-latin-1 account name is sent UTF-8 encoded.
             headers.append((name, value.encode("utf-8")))
-    if key is not None:
-        if len(_BY_KEY) >= 65536:
-            _BY_KEY.clear()
-        _BY_KEY[id(key)] = (key, headers)
-    return headers
+    return headers if key is None else _BY_KEY.put(headers, key)
 
 
 def downstream_headers(ctx: RequestContext, raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

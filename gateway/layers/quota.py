@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from gateway.context import RequestContext
+from gateway.memo import PerObjects
 from gateway.policy import AccessKey, ApiSpec, Policy
 from gateway.stores import Take
 
@@ -16,20 +17,14 @@ class QuotaLayer:
     def __init__(self, policy: Policy) -> None:
         self.global_flow = Take("flow", "flow:*", policy.flow) if policy.flow else None
         self.per_account = policy.quota_scope == "account"
-        # (api, key) -> their takes, which the policy fixes: built once, not per request. The objects
-        # are kept in the value so that their id()s cannot be reused by others while cached.
-        self._cache: dict[tuple[int, int], tuple[ApiSpec, AccessKey, tuple[Take, ...]]] = {}
+        self._takes_of: PerObjects[tuple[Take, ...]] = PerObjects()  # fixed by the policy: built once
 
     def check(self, ctx: RequestContext) -> None:
         api, key = ctx.api, ctx.key
         if api is None or key is None:
             return
-        cached = self._cache.get((id(api), id(key)))
-        if cached is None or cached[0] is not api or cached[1] is not key:
-            if len(self._cache) >= 65536:
-                self._cache.clear()
-            cached = self._cache[id(api), id(key)] = (api, key, self._takes(api, key))
-        ctx.takes = cached[2]
+        takes = self._takes_of.get(api, key)
+        ctx.takes = takes if takes is not None else self._takes_of.put(self._takes(api, key), api, key)
 
     def _takes(self, api: ApiSpec, key: AccessKey) -> tuple[Take, ...]:
         takes = []
