@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -24,6 +25,18 @@ from gateway.stores import Store, StoredAnswer, StoreUnavailable, open_store
 log = logging.getLogger("gateway")
 
 Observer = Callable[[RequestContext], None]
+
+
+def freeze_startup_objects() -> None:
+    """Move everything alive after start-up out of reach of the collector's full passes.
+
+    The policy, the code and the app live as long as the process, yet a full collection walks them
+    all: with the bench policy one pass took 16 ms and ran 8 times in 4 s of Redis load (p99 17 →
+    5 ms without them); with 1,000,000 access keys one pass takes ~280 ms, during which no request
+    moves. Collected first, so that start-up garbage is freed rather than kept.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class GatewayMiddleware:
@@ -159,7 +172,9 @@ class GatewayMiddleware:
 
     def _closing_store(self, send: Send) -> Send:
         async def on_lifespan(message: Message) -> None:
-            if message["type"] == "lifespan.shutdown.complete":
+            if message["type"] == "lifespan.startup.complete" and self.settings.gc_freeze:
+                freeze_startup_objects()
+            elif message["type"] == "lifespan.shutdown.complete":
                 await self.store.aclose()
             await send(message)
 

@@ -158,6 +158,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GATEWAY_MAX_CONNECTIONS", "max_connections", "", _opt_int_min(1),
              "Open connections per worker; past it the one waiting longest for a request head is closed. "
              "Unset: the descriptor limit (`ulimit -n`) less 128 (less a quarter, under 512)."),
+    Variable("GATEWAY_GC_FREEZE", "gc_freeze", "true", _bool,
+             "After start-up, exempt what is then alive (the policy, the code) from the garbage collector's "
+             "full passes (gc.freeze): each would walk every policy entry while no request moves."),
     Variable("GATEWAY_OPS_PREFIX", "ops_prefix", "/_gateway", _path_prefix,
              "Path prefix of the health and metrics endpoints (never served as API calls)."),
 )
@@ -189,6 +192,7 @@ class Settings:
     header_timeout: float = 10.0
     max_header_bytes: int = 65_536
     max_connections: int | None = None
+    gc_freeze: bool = True
     ops_prefix: str = "/_gateway"
 
     @classmethod

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,13 @@ from tests.support.servers import free_port, serve_in_thread
 pytest_plugins = ["tests.support.redis"]
 
 DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen() -> Iterator[None]:
+    """A gateway started in this process froze its objects (GATEWAY_GC_FREEZE); the next test starts clean."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(scope="session")
