@@ -10,6 +10,8 @@
    compares). Rounds alternate the order of the cases; each figure is the median of the rounds and
    every ratio is to the bare app of the same run. Every gateway request is distinct (signed ahead,
    its own nonce); a non-2xx count other than 0 means a figure is not of admitted requests.
+   Then the same servers at one connection (latency without queueing), and py-spy profiles of the
+   bare app and the V1 chain under load (bench/profile_load.py).
 2. In-process: one V1 verification (bench/sign_micro.py's requests, 10 parameters), µs per request
    of the chain (bench/profile_chain.py's driver), and the Redis client's CPU per admit with and
    without auto-pipelining (gateway.stores.pipeline), 1 and 32 admits in flight.
@@ -347,7 +349,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 s x 1 round, small growth and memory")
     parser.add_argument("--full", action="store_true", help="growth: also 100,000 and 1,000,000 keys from TOML")
-    parser.add_argument("--skip", default="", help="comma-separated: throughput,inprocess,growth,memory")
+    parser.add_argument("--skip", default="", help="comma-separated: throughput,profile,inprocess,growth,memory")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.md")
     args = parser.parse_args()
     if args.quick:
@@ -391,6 +393,17 @@ def main() -> None:
         md += [f"Auto-pipelining: V1 on Redis {pipelined.rps / medians[BARE].rps:.2f}× bare with it, "
                f"{unpipelined.rps / medians[BARE].rps:.2f}× without ({pipelined.rps / unpipelined.rps:.2f}× "
                "the requests/s).", ""]
+    if "profile" not in skip:
+        from bench import profile_load
+
+        print("profiles under load (py-spy)", flush=True)
+        md += ["## Where the time goes", "",
+               "bench/profile_load.py: py-spy samples of the one uvicorn worker under wrk -c32, each charged to "
+               "its innermost Python frame's package (C called from Python counts for the caller: uvicorn's "
+               "`transport.write` lines are the socket writes). Shares of the worker's CPU; times its CPU "
+               "µs/request above, they give µs per request.", "",
+               profile_load.measure([BARE, "V1 chain (memory store)", "V1 chain (Redis)"], 3 if args.quick else 6,
+                                    12), ""]
     if "inprocess" not in skip:
         print("in-process figures", flush=True)
         verify = verification_us()
