@@ -74,6 +74,14 @@ def gateway_http(*args: Any, **kwargs: Any) -> asyncio.Protocol:
 GATEWAY_HTTP = "bench.common:gateway_http"
 
 
+def _installed() -> dict[str, str]:
+    """With BENCH_USE_INSTALLED=1, servers import the installed `gateway` (the compiled wheel of
+    .venv-compiled) as this process does: PYTHONSAFEPATH keeps ``python -m uvicorn``'s cwd, the
+    checkout, off the path. `bench` must then be importable from the path's end: .venv-compiled's
+    .pth file puts the checkout there (make compiled)."""
+    return {"PYTHONSAFEPATH": "1"} if os.environ.get("BENCH_USE_INSTALLED") == "1" else {}
+
+
 @contextmanager
 def uvicorn_server(target: str, env: Mapping[str, str] | None = None, *, factory: bool = True,
                    ready_path: str = "/", http: str = "httptools", log: Path | None = None) -> Iterator[str]:
@@ -88,7 +96,7 @@ def uvicorn_server(target: str, env: Mapping[str, str] | None = None, *, factory
         args.append("--factory")
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") if log is not None else nullcontext() as out:
-        process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out,
+        process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **_installed(), **(env or {})}, stdout=out,
                                    stderr=subprocess.STDOUT if out else None)
         try:
             wait_http(url + ready_path)
