@@ -11,12 +11,18 @@ and wrk's count of non-2xx answers shows that none was refused.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# BENCH_USE_INSTALLED=1 (e.g. with .venv-compiled/bin/python): the checkout goes last on the path, so
+# `bench` still imports from it but `gateway` is the installed package (the compiled wheel).
+if os.environ.get("BENCH_USE_INSTALLED") == "1":
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
+else:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.apps import KEY, SECRET
 from bench.common import Load, median_load, redis_server, table, uvicorn_server, write_paths, wrk

@@ -74,6 +74,15 @@ def gateway_http(*args: Any, **kwargs: Any) -> asyncio.Protocol:
 GATEWAY_HTTP = "bench.common:gateway_http"
 
 
+def _installed() -> dict[str, str]:
+    """With BENCH_USE_INSTALLED=1, servers import the installed `gateway` (the compiled wheel of
+    .venv-compiled) as this process does: PYTHONSAFEPATH keeps ``python -m uvicorn``'s cwd, the
+    checkout, off the path, and `uvicorn_server` points uvicorn's --app-dir at the installed package.
+    `bench` must then be importable from the path's end: .venv-compiled's .pth file puts the checkout
+    there (make compiled)."""
+    return {"PYTHONSAFEPATH": "1"} if os.environ.get("BENCH_USE_INSTALLED") == "1" else {}
+
+
 @contextmanager
 def uvicorn_server(target: str, env: Mapping[str, str] | None = None, *, factory: bool = True,
                    ready_path: str = "/", http: str = "httptools", log: Path | None = None) -> Iterator[str]:
@@ -86,9 +95,13 @@ def uvicorn_server(target: str, env: Mapping[str, str] | None = None, *, factory
             "--http", http, "--no-access-log", "--log-level", "warning", "--workers", "1"]
     if factory:
         args.append("--factory")
+    if _installed():
+        import gateway  # uvicorn puts --app-dir (default: the cwd, the checkout) first on the path
+
+        args += ["--app-dir", str(Path(gateway.__file__).resolve().parents[1])]
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") if log is not None else nullcontext() as out:
-        process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out,
+        process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **_installed(), **(env or {})}, stdout=out,
                                    stderr=subprocess.STDOUT if out else None)
         try:
             wait_http(url + ready_path)

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway import GatewayMiddleware, Settings, load_policy
+from gateway import respond as _compiled  # one of the modules setup.py compiles
 from gateway.policy import Policy
 from gateway.stores import open_store
 from tests.support.apps import EchoService
+from tests.support.serve import ROOT, serve_env
 from tests.support.servers import free_port, serve_in_thread
 
 pytest_plugins = ["tests.support.redis"]
@@ -22,6 +27,21 @@ def _unfrozen() -> Iterator[None]:
     """A gateway started in this process froze its objects (GATEWAY_GC_FREEZE); the next test starts clean."""
     yield
     gc.unfreeze()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With GATEWAY_EXPECT_COMPILED=1 (`make test-compiled`), stop unless the mypyc-compiled gateway is
+    what runs: in this process, and in a child started as the tests start `gateway serve`."""
+    if os.environ.get("GATEWAY_EXPECT_COMPILED") != "1":
+        return
+    here = _compiled.__file__ or ""
+    child = subprocess.run([sys.executable, "-c", "import gateway.respond; print(gateway.respond.__file__)"],
+                           cwd=ROOT, env=serve_env(), capture_output=True, text=True, timeout=30)
+    there = child.stdout.strip() or child.stderr
+    if not (here.endswith(".so") and there.endswith(".so")):
+        pytest.exit(f"GATEWAY_EXPECT_COMPILED=1, but gateway.respond is {here} here and {there} in a "
+                    "child process: not the compiled build (make test-compiled)", returncode=3)
+    print(f"compiled gateway: {here} (children: {there})")
 
 
 @pytest.fixture(scope="session")

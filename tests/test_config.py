@@ -13,6 +13,7 @@ import gateway
 from gateway.cli import main
 from gateway.policy import PolicyError, load_policy, parse_policy
 from gateway.settings import VARIABLES, Settings, SettingsError
+from tests.support.serve import import_env
 
 ROOT = Path(__file__).parent.parent
 
@@ -144,6 +145,7 @@ def test_sign_prints_a_url_the_gateway_accepts(capsys: pytest.CaptureFixture[str
 
 def test_serve_refuses_workers_without_redis() -> None:
     result = subprocess.run([sys.executable, "-m", "gateway", "serve", "--workers", "2"],
-                            capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+                            capture_output=True, text=True, timeout=30,
+                            env={"PATH": "/usr/bin:/bin", **import_env({})})
     assert result.returncode == 2
     assert "needs GATEWAY_REDIS_URL" in result.stderr and result.stderr.count("\n") == 1

@@ -59,7 +59,9 @@ def parse_v3_authorization(value: str) -> V3Authorization:
         if not equals or name not in _FIELDS or name in fields or not field_value:
             raise ValueError(f"Authorization field {part.strip()!r} is malformed, unknown or repeated")
         fields[name] = field_value
-    missing = _FIELDS - fields.keys()
+    # Not `_FIELDS - fields.keys()`: that is dict_keys.__rsub__, a set where mypy expects a frozenset,
+    # which the mypyc-compiled build (setup.py) rejects with a TypeError.
+    missing = _FIELDS.difference(fields)
     if missing:
         raise ValueError(f"Authorization lacks {', '.join(sorted(missing))}")
     signed_headers = tuple(name.strip().lower() for name in fields["SignedHeaders"].split(";"))

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.support.serve import until_ready
+from tests.support.serve import import_env, until_ready
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ class GatewayProcesses:
         base = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         self.env = {
             **base,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH")])),
+            **import_env(base),
             "GATEWAY_CONFIG": str(config),
             "GATEWAY_REDIS_URL": redis_url,
             "GATEWAY_REDIS_PREFIX": prefix,

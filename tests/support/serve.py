@@ -19,16 +19,30 @@ from typing import IO
 
 import httpx
 
+import gateway
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = "/_gateway/ready"
+#: True when this process imports `gateway` from the checkout; False for an installed package (the
+#: compiled wheel of `make test-compiled`), which child processes must import as well.
+FROM_CHECKOUT = Path(gateway.__file__).resolve().parents[1] == ROOT
+
+
+def import_env(base: Mapping[str, str]) -> dict[str, str]:
+    """The variables a child ``python`` (cwd: ROOT) needs to import the same `gateway` as this process.
+
+    From the checkout: ROOT first on PYTHONPATH. Installed: PYTHONSAFEPATH, so that neither the cwd of
+    ``python -m`` / ``-c`` nor anything else puts the checkout's sources in front of the package.
+    """
+    if FROM_CHECKOUT:
+        return {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH")]))}
+    return {"PYTHONSAFEPATH": "1"}
 
 
 def serve_env(**variables: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    path = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH")]))
-    return {**base, "PYTHONPATH": path, **variables}
+    return {**base, **import_env(base), **variables}
 
 
 class Served:
