@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CVENV := .venv-compiled
+CBIN := $(CVENV)/bin
+CSTAMP := $(CVENV)/.installed
 
 .PHONY: demo test bench fuzz soak lint typecheck clean compiled test-compiled
 
@@ -19,7 +22,8 @@ test: $(STAMP)
 	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server"; exit 1; }
 	$(BIN)/pytest -q -p no:cacheprovider
 
-bench: $(STAMP)
+# With the compiled build too: its rows sit beside the pure-Python ones in the same run.
+bench: $(STAMP) $(CSTAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
 
@@ -42,10 +46,6 @@ typecheck: $(STAMP)
 # dependencies (mypy checks the sources against them), the compiled wheel then replaces the package.
 # The .pth file puts the checkout on the path *after* site-packages: `tests` and `bench` import from
 # it, `gateway` from the wheel. mypy is pinned: the suite proved the C that this mypyc writes, not the next one.
-CVENV := .venv-compiled
-CBIN := $(CVENV)/bin
-CSTAMP := $(CVENV)/.installed
-
 $(CSTAMP): pyproject.toml setup.py $(shell find gateway -name '*.py')
 	test -x $(CBIN)/python || $(PYTHON) -m venv $(CVENV)
 	$(CBIN)/pip install --quiet --upgrade pip 'setuptools>=70.1' 'mypy==2.4.1'

@@ -74,34 +74,48 @@ def gateway_http(*args: Any, **kwargs: Any) -> asyncio.Protocol:
 GATEWAY_HTTP = "bench.common:gateway_http"
 
 
-def _installed() -> dict[str, str]:
-    """With BENCH_USE_INSTALLED=1, servers import the installed `gateway` (the compiled wheel of
-    .venv-compiled) as this process does: PYTHONSAFEPATH keeps ``python -m uvicorn``'s cwd, the
-    checkout, off the path, and `uvicorn_server` points uvicorn's --app-dir at the installed package.
-    `bench` must then be importable from the path's end: .venv-compiled's .pth file puts the checkout
-    there (make compiled)."""
-    return {"PYTHONSAFEPATH": "1"} if os.environ.get("BENCH_USE_INSTALLED") == "1" else {}
+#: The interpreter of `make compiled`: its `gateway` is the mypyc-compiled wheel.
+COMPILED_PYTHON = ROOT / ".venv-compiled" / "bin" / "python"
+
+
+def installed_gateway(python: str) -> Path:
+    """Where ``python`` imports `gateway` from with the checkout kept off its path (PYTHONSAFEPATH)."""
+    out = subprocess.run([python, "-c", "import gateway, pathlib; print(pathlib.Path(gateway.__file__).resolve())"],
+                         cwd=ROOT, env={**os.environ, "PYTHONSAFEPATH": "1"}, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    return Path(out).parent
+
+
+def is_compiled(python: str) -> bool:
+    """Whether ``python``'s installed `gateway` is the compiled build (its respond module an extension)."""
+    return any(installed_gateway(python).glob("respond.*.so"))
 
 
 @contextmanager
 def uvicorn_server(target: str, env: Mapping[str, str] | None = None, *, factory: bool = True,
-                   ready_path: str = "/", http: str = "httptools", log: Path | None = None) -> Iterator[str]:
+                   ready_path: str = "/", http: str = "httptools", log: Path | None = None,
+                   python: str | None = None) -> Iterator[str]:
     """One uvicorn worker with uvloop and httptools, as the benches are specified; yields its URL.
 
     ``http``: uvicorn's ``--http`` (`GATEWAY_HTTP`: the protocol `gateway serve` runs). ``log``: a file
-    for the server's output (by default it goes where this process's does)."""
+    for the server's output (by default it goes where this process's does). ``python``: another
+    interpreter, serving the `gateway` installed in it (e.g. `COMPILED_PYTHON`); so does this one with
+    BENCH_USE_INSTALLED=1. PYTHONSAFEPATH keeps ``-m uvicorn``'s cwd, the checkout, off the path, and
+    uvicorn's --app-dir (which it puts first) is the installed package's directory; `bench` must then be
+    importable from the path's end, as .venv-compiled's .pth file makes it (make compiled)."""
     port = free_port()
-    args = [PYTHON, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+    installed = python is not None or os.environ.get("BENCH_USE_INSTALLED") == "1"
+    python = python or PYTHON
+    args = [python, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
             "--http", http, "--no-access-log", "--log-level", "warning", "--workers", "1"]
     if factory:
         args.append("--factory")
-    if _installed():
-        import gateway  # uvicorn puts --app-dir (default: the cwd, the checkout) first on the path
-
-        args += ["--app-dir", str(Path(gateway.__file__).resolve().parents[1])]
+    if installed:
+        args += ["--app-dir", str(installed_gateway(python).parent)]
     url = f"http://127.0.0.1:{port}"
+    safe = {"PYTHONSAFEPATH": "1"} if installed else {}
     with log.open("wb") if log is not None else nullcontext() as out:
-        process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **_installed(), **(env or {})}, stdout=out,
+        process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **safe, **(env or {})}, stdout=out,
                                    stderr=subprocess.STDOUT if out else None)
         try:
             wait_http(url + ready_path)

@@ -7,7 +7,7 @@
    on Redis, and on Redis with auto-pipelining off; the V3 chain on Redis; slowapi limiting the same
    app with Redis storage (SlowAPIMiddleware and SlowAPIASGIMiddleware); `gateway serve` in proxy mode
    in front of the bare app (whose own row is the upstream served directly, as bench/proxy.py
-   compares). Rounds alternate the order of the cases; each figure is the median of the rounds and
+   compares); and, where `make compiled` built it, the V1 chain (memory, Redis) of the mypyc build. Rounds alternate the order of the cases; each figure is the median of the rounds and
    every ratio is to the bare app of the same run. Every gateway request is distinct (signed ahead,
    its own nonce); a non-2xx count other than 0 means a figure is not of admitted requests.
    Then the same servers at one connection (latency without queueing), and py-spy profiles of the
@@ -47,12 +47,14 @@ from starlette.middleware import Middleware
 from bench.apps import POLICY, ROUTES
 from bench.chain import v1_path, v3_line
 from bench.common import (
+    COMPILED_PYTHON,
     GATEWAY_HTTP,
     HERE,
     PYTHON,
     Load,
     cpu_seconds,
     describe_run,
+    is_compiled,
     median_load,
     redis_reads,
     redis_server,
@@ -86,6 +88,7 @@ class Case:
     ready: str = "/_gateway/health"
     redis: bool = True  # talks to Redis: count its round trips
     http: str = "httptools"  # uvicorn's --http; GATEWAY_HTTP for what `gateway serve` runs
+    compiled: bool = False  # served by .venv-compiled's interpreter: the mypyc build (make compiled)
 
 
 def _gateway(prefix: str = "gw") -> Callable[[str, str], dict[str, str]]:
@@ -94,12 +97,17 @@ def _gateway(prefix: str = "gw") -> Callable[[str, str], dict[str, str]]:
 
 BARE = "bare Starlette"
 PROXY = "proxy: gateway serve -> bare app"
+MEMORY_COMPILED = "V1 chain (memory store), compiled build"
+REDIS_COMPILED = "V1 chain (Redis), compiled build"
 CASES = (
     Case(BARE, "bench.apps:bare", lambda redis, bare: {}, ready="/", redis=False),
     Case("V1 chain (memory store)", "bench.apps:gated", lambda redis, bare: {"GATEWAY_REDIS_URL": ""}, redis=False),
     Case("V1 chain (Redis)", "bench.apps:gated", _gateway()),
     Case("V1 chain (Redis, auto-pipelining off)", "bench.run:gated_unpipelined", _gateway("gwu")),
     Case("V3 chain (Redis)", "bench.apps:gated", _gateway(), signed="v3"),
+    Case(MEMORY_COMPILED, "bench.apps:gated", lambda redis, bare: {"GATEWAY_REDIS_URL": ""}, redis=False,
+         compiled=True),
+    Case(REDIS_COMPILED, "bench.apps:gated", _gateway("gwc"), compiled=True),
     Case("slowapi SlowAPIMiddleware (Redis)", "bench.slowapi_app:middleware",
          lambda redis, bare: {"SLOWAPI_REDIS_URL": redis}, ready="/"),
     Case("slowapi SlowAPIASGIMiddleware (Redis)", "bench.slowapi_app:asgi",
@@ -135,19 +143,24 @@ def _pid_of_redis(url: str) -> int:
 
 def throughput(seconds: int, rounds: int) -> dict[str, Measured]:
     """Each case's loads, round by round, with the CPU its processes spent and its Redis round trips."""
-    runs = {case.name: Measured([], [], {}) for case in CASES}
+    compiled = COMPILED_PYTHON.exists() and is_compiled(str(COMPILED_PYTHON))
+    if not compiled:
+        print(f"no compiled build at {COMPILED_PYTHON} (make compiled): its cases are left out", flush=True)
+    cases = tuple(case for case in CASES if compiled or not case.compiled)
+    runs = {case.name: Measured([], [], {}) for case in cases}
     with redis_server() as redis_url, ExitStack() as servers:
         urls: dict[str, str] = {}
-        for case in CASES:  # the bare app first: the proxy's upstream
+        for case in cases:  # the bare app first: the proxy's upstream
             env = case.env(redis_url, urls.get(BARE, ""))
+            python = str(COMPILED_PYTHON) if case.compiled else None
             urls[case.name] = servers.enter_context(uvicorn_server(case.target, env, ready_path=case.ready,
-                                                                   http=case.http))
+                                                                   http=case.http, python=python))
         pids = {name: server_pid(url) for name, url in urls.items()}
         redis_pid = _pid_of_redis(redis_url)
-        print(f"throughput: wrk -t1 -c32 -d{seconds}s, {rounds} rounds, {len(CASES)} servers up; warming up",
+        print(f"throughput: wrk -t1 -c32 -d{seconds}s, {rounds} rounds, {len(cases)} servers up; warming up",
               flush=True)
         warm = write_paths(v1_path, PER_SECOND)
-        for case in CASES:
+        for case in cases:
             paths = _paths(case, urls, PER_SECOND, warm)
             wrk(urls[case.name] + "/", seconds=1, paths=paths)
             if paths != warm:
@@ -155,7 +168,7 @@ def throughput(seconds: int, rounds: int) -> dict[str, Measured]:
         warm.unlink()
         for round_no in range(rounds):
             v1 = write_paths(v1_path, PER_SECOND * seconds)
-            for case in CASES if round_no % 2 == 0 else CASES[::-1]:
+            for case in cases if round_no % 2 == 0 else cases[::-1]:
                 paths = _paths(case, urls, PER_SECOND * seconds, v1)
                 # The other servers are idle: what each process spends meanwhile is this case's.
                 watched = {"server": pids[case.name]}
@@ -181,7 +194,7 @@ def throughput(seconds: int, rounds: int) -> dict[str, Measured]:
         print(f"latency: wrk -t1 -c1 -d{seconds}s, {rounds} rounds", flush=True)
         for round_no in range(rounds):
             v1 = write_paths(v1_path, PER_SECOND * seconds)
-            for case in CASES if round_no % 2 == 0 else CASES[::-1]:
+            for case in cases if round_no % 2 == 0 else cases[::-1]:
                 paths = _paths(case, urls, PER_SECOND * seconds, v1)
                 load = wrk(urls[case.name] + "/", seconds=seconds, connections=1, paths=paths)
                 runs[case.name].alone.append(load)
@@ -305,7 +318,11 @@ def targets(medians: dict[str, Load], verify: float | None,
         rows.append((what, wanted, f"{value:.2f}×", value >= floor))
 
     ratio("V1 chain (Redis)", "V1 chain on Redis, req/s vs bare", 0.35, 0.50)
+    if REDIS_COMPILED in medians:
+        ratio(REDIS_COMPILED, "the same, compiled build (make compiled)", 0.35, 0.50)
     ratio("V1 chain (memory store)", "V1 chain on the memory store, req/s vs bare", 0.50, 0.60)
+    if MEMORY_COMPILED in medians:
+        ratio(MEMORY_COMPILED, "the same, compiled build (make compiled)", 0.50, 0.60)
     ratio(PROXY, "proxy vs the upstream served directly, req/s", 0.45, None)
     for name in ("V1 chain (memory store)", "V1 chain (Redis)"):
         value = medians[name].p50_ms / bare.p50_ms
