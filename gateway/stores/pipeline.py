@@ -33,6 +33,7 @@ cancelled while queued is dropped from its batch before it is sent.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -155,13 +156,16 @@ class AutoPipeline:
             await conn.send_packed_command(
                 b"".join([_pack(("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args)) for c in batch])
             )
-            # Each read is bounded by the socket timeout; this bounds the batch as a whole as well, so
-            # a server trickling replies cannot hold the last caller for one timeout per call.
+            # One bound for the batch's replies as a whole, so that a server trickling replies cannot
+            # hold the last caller for one timeout per call. The reads themselves get none of their own
+            # (timeout=inf, redis-py's "no timeout"): a timeout context per read was ~9 % of a
+            # worker's CPU on the Redis bench (bench/profile_load.py: asyncio.timeout, reschedule,
+            # current_task), once per request since every reply is one read.
             async with asyncio.timeout(conn.socket_timeout):
                 for call in batch:
                     try:
                         # Not dropped by redis-py on error: the undos go out on it first (below).
-                        reply = await conn.read_response(disconnect_on_error=False)
+                        reply = await conn.read_response(timeout=math.inf, disconnect_on_error=False)
                     except NoScriptError as exc:
                         if not retry:
                             missing.append(call)
