@@ -32,7 +32,7 @@ from gateway.stores import (
     open_store,
     pipeline,
 )
-from tests.support.redis import running_redis
+from tests.support.redis import running_redis, wait_window
 
 HOUR = 3_600_000
 TIMEOUT = 0.25  # the store's reply timeout in the failure tests
@@ -49,12 +49,6 @@ def ticket(*takes: Take, nonce: str | None = None, claim: IdempotencyClaim | Non
 
 def quota(key: str, limit: int) -> Take:
     return Take("quota", key, Rate(limit, HOUR))
-
-
-async def wait_window(need_ms: int) -> None:
-    left = HOUR - time.time() * 1000 % HOUR
-    if left < need_ms:
-        await asyncio.sleep(left / 1000 + 0.003)
 
 
 @pytest.fixture
@@ -98,7 +92,7 @@ def tally(results: list[Verdict | BaseException]) -> Counter[object]:
 async def test_500_concurrent_admits_on_a_quota_of_100_admit_exactly_100(
     store: RedisStore, inspect: Redis, writes: list[bytes]
 ) -> None:
-    await wait_window(10_000)
+    await wait_window(HOUR, 10_000)
     before = await evalsha_calls(inspect)
     results = await gather(store, [ticket(quota("key", 100)) for _ in range(500)])
     assert tally(results) == {Outcome.ADMITTED: 100, Outcome.QUOTA_EXHAUSTED: 400}

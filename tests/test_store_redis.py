@@ -32,7 +32,7 @@ from gateway.stores import (
     Ticket,
     open_store,
 )
-from tests.support.redis import RedisClusterNodes, RedisServer, command, free_port, running_redis
+from tests.support.redis import RedisClusterNodes, RedisServer, command, free_port, running_redis, wait_window
 
 HOUR = 3_600_000
 SLACK = 2.0  # seconds: for tests about atomicity, not latency, on a loaded machine
@@ -55,12 +55,6 @@ def quota(key: str, limit: int, period_ms: int = HOUR) -> Take:
 
 def flow(key: str, limit: int, period_ms: int = HOUR) -> Take:
     return Take("flow", key, Rate(limit, period_ms))
-
-
-async def wait_window(period_ms: int, need_ms: int) -> None:
-    left = period_ms - time.time() * 1000 % period_ms
-    if left < need_ms:
-        await asyncio.sleep(left / 1000 + 0.003)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ absent). tests/conftest.py registers them as a plugin.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import shutil
 import socket
@@ -62,6 +63,14 @@ def command(port: int, *args: str, timeout: float = 1.0) -> bytes:
             while len(reply) < size + len(str(size)) + 5:
                 reply += conn.recv(65_536)
         return reply
+
+
+async def wait_window(period_ms: int, need_ms: int) -> None:
+    """Wait, if needed, for a fresh window of ``period_ms`` (epoch-aligned, as quota windows are) with
+    at least ``need_ms`` left in it, so that a test's takes all fall in one window."""
+    left = period_ms - time.time() * 1000 % period_ms
+    if left < need_ms:
+        await asyncio.sleep(left / 1000 + 0.003)
 
 
 def wait_until(ready: Callable[[], bool], *, timeout: float, what: str) -> None:
