@@ -7,7 +7,8 @@
    on Redis, and on Redis with auto-pipelining off; the V3 chain on Redis; slowapi limiting the same
    app with Redis storage (SlowAPIMiddleware and SlowAPIASGIMiddleware); `gateway serve` in proxy mode
    in front of the bare app (whose own row is the upstream served directly, as bench/proxy.py
-   compares); and, where `make compiled` built it, the V1 chain (memory, Redis) of the mypyc build. Rounds alternate the order of the cases; each figure is the median of the rounds and
+   compares); and, where `make compiled` built it, the V1 chain (memory, Redis) of the mypyc build.
+   Rounds alternate the order of the cases; each figure is the median of the rounds and
    every ratio is to the bare app of the same run. Every gateway request is distinct (signed ahead,
    its own nonce); a non-2xx count other than 0 means a figure is not of admitted requests.
    Then the same servers at one connection (latency without queueing), and py-spy profiles of the
