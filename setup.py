@@ -14,18 +14,14 @@ from glob import glob
 
 from setuptools import setup
 
-#: The per-request path: the layers, the request context, rendering, signing, the memory store.
+#: The per-request path: the layers, the request context, rendering, signing, the memory store (whose
+#: MemoryStore stays open to interpreted subclasses: mypy_extensions.mypyc_attr, a runtime dependency)
+#: and the middleware (no await in its except/finally blocks: the note in gateway/middleware.py; a
+#: compiled `except E: await ...` re-raised an exception the interpreted callee had already caught, when
+#: the Task had thrown it in as a future's failure).
 #: Left interpreted, like everything else here (configuration, CLI, Redis store, proxy):
 #: - gateway/metrics.py: a dataclass whose annotations exist only under TYPE_CHECKING fails at import
 #:   once compiled.
-#: - gateway/middleware.py: compiled, an exception the wrapped app caught and replaced resurfaced in
-#:   GatewayMiddleware (the proxy turns a refused upstream connection into ServiceUnavailable; the
-#:   original ConnectionRefusedError then escaped _forward after that answer was sent, and __call__
-#:   tried to answer a second time: tests/test_faults.py::test_upstream_killed_and_hung_under_load).
-#:   Moving every await out of its except blocks did not help. Likely the same family as
-#:   mypyc/mypyc#1177 (a caught exception re-raised by a compiled coroutine delegating an await).
-#: - gateway/stores/memory.py: interpreted classes cannot inherit from compiled ones, and MemoryStore
-#:   is subclassed (tests/test_render.py; a service may wrap it too).
 COMPILED = [
     "gateway/identity.py",
     "gateway/render.py",
@@ -34,11 +30,13 @@ COMPILED = [
     "gateway/parsing.py",
     "gateway/respond.py",
     "gateway/memo.py",
+    "gateway/middleware.py",
     *sorted(glob("gateway/layers/*.py")),
     "gateway/signing/_encoding.py",
     "gateway/signing/_mac.py",
     "gateway/signing/v1.py",
     "gateway/signing/v3.py",
+    "gateway/stores/memory.py",
 ]
 
 if os.environ.get("GATEWAY_COMPILE") == "1":

@@ -39,6 +39,13 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+# This module is compiled in the opt-in mypyc build (setup.py), where an await inside an except or a
+# finally block can raise an exception that was already handled: mypyc keeps "the exception being
+# handled" in the thread's state, not per coroutine, and an exception the Task throws in (a future's
+# failure: a refused connect, aiohttp's read timeout) and that the wrapped app caught and replaced
+# stays there; a block of ours that then awaits re-raised it after its own answer was sent (a second
+# answer followed, tests/test_faults.py). So the handlers only record what to answer, and the awaits
+# come after the try statement; interpreted, the behaviour is the same.
 class GatewayMiddleware:
     """Checks every HTTP request against the policy before ``app`` sees it (CONTRACT §1–4).
 
@@ -87,23 +94,28 @@ class GatewayMiddleware:
             return
         settings = self.settings
         ctx = RequestContext.start(scope, receive, settings.default_format, settings.host_id)
+        # No await inside an except or finally block, here and in _forward (see the note above the class).
         try:
-            for layer in self.layers:
-                pending = layer.check(ctx)
-                if pending is not None:
-                    await pending
-            if ctx.replay is not None:
-                await send_stored(ctx, send, ctx.replay)
-            else:
-                await self._forward(ctx, scope, send)
-        except GatewayError as exc:
-            guess_format(ctx)
-            await send_error(ctx, send, exc)
-        except ClientDisconnected:
-            ctx.code, ctx.status = "ClientDisconnected", 499
-        except Exception:
-            log.exception("request %s failed in the gateway", ctx.request_id)
-            await send_error(ctx, send, GatewayError(Err.INTERNAL_ERROR))
+            error: GatewayError | None = None
+            try:
+                for layer in self.layers:
+                    pending = layer.check(ctx)
+                    if pending is not None:
+                        await pending
+                if ctx.replay is not None:
+                    await send_stored(ctx, send, ctx.replay)
+                else:
+                    await self._forward(ctx, scope, send)
+            except GatewayError as exc:
+                guess_format(ctx)
+                error = exc
+            except ClientDisconnected:
+                ctx.code, ctx.status = "ClientDisconnected", 499
+            except Exception:
+                log.exception("request %s failed in the gateway", ctx.request_id)
+                error = GatewayError(Err.INTERNAL_ERROR)
+            if error is not None:
+                await send_error(ctx, send, error)
         finally:
             for observe in self.observers:
                 try:
@@ -114,20 +126,28 @@ class GatewayMiddleware:
     async def _forward(self, ctx: RequestContext, scope: Scope, send: Send) -> None:
         responder = Responder(ctx, send, keep=self._keeper(ctx))
         downstream = {**scope, "headers": downstream_headers(ctx, scope["headers"]), "gateway": ctx}
+        escaped: BaseException | None = None  # settled first, then raised on: a finally, without its await
         try:
-            await self.app(downstream, self._replay(ctx), responder)
-        except GatewayError as exc:  # ApiError raised by the wrapped service
-            if responder.started:
-                log.error("request %s: %r raised after the answer started", ctx.request_id, exc)
-                return
-            await send_error(ctx, send, exc)
-        except Exception:
-            log.exception("request %s failed in the wrapped service", ctx.request_id)
-            if not responder.started:
-                await send_error(ctx, send, GatewayError(Err.INTERNAL_ERROR))
-        finally:
-            if ctx.idempotency is not None:
-                await self._settle_token(ctx, responder)
+            error: GatewayError | None = None
+            try:
+                await self.app(downstream, self._replay(ctx), responder)
+            except GatewayError as exc:  # ApiError raised by the wrapped service
+                if responder.started:
+                    log.error("request %s: %r raised after the answer started", ctx.request_id, exc)
+                else:
+                    error = exc
+            except Exception:
+                log.exception("request %s failed in the wrapped service", ctx.request_id)
+                if not responder.started:
+                    error = GatewayError(Err.INTERNAL_ERROR)
+            if error is not None:
+                await send_error(ctx, send, error)
+        except BaseException as exc:
+            escaped = exc
+        if ctx.idempotency is not None:
+            await self._settle_token(ctx, responder)
+        if escaped is not None:
+            raise escaped
 
     def _keeper(self, ctx: RequestContext) -> Callable[[StoredAnswer], Awaitable[None]] | None:
         """Stores a ClientToken's answer for replay; None when the request holds no token."""

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from gateway.rates import Rate
 from gateway.stores.base import (
     NONCE_HISTORY_GRACE_MS,
@@ -118,6 +120,9 @@ def _scoped(scope: str, name: str) -> str:
     return f"{scope}\x1f{name}"
 
 
+# Compiled (the opt-in mypyc build), a class is closed to interpreted subclasses unless it says otherwise;
+# MemoryStore is subclassed (tests/test_render.py records through it; a service may wrap it too).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemoryStore:
     """`Store` for one process. ``clock`` returns microseconds since the epoch (tests may inject one)."""
 
