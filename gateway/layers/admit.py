@@ -56,11 +56,10 @@ class AdmitLayer:
             idempotency=ctx.idempotency,
             timestamp_ms=ctx.timestamp_ms,
         )
-        try:
-            verdict: Verdict = await self.store.admit(ticket)
-        except StoreUnavailable as exc:
+        verdict = await self._admit(ticket)
+        if isinstance(verdict, StoreUnavailable):
             ctx.store_error = True
-            verdict = await self._fail_open(ctx, ticket, exc)
+            verdict = await self._fail_open(ctx, ticket, verdict)
         outcome = verdict.outcome
         if outcome is Outcome.ADMITTED:
             ctx.quota_remaining = verdict.remaining
@@ -72,6 +71,15 @@ class AdmitLayer:
         headers = {"x-acs-retry-after": str(max(verdict.retry_after_ms, 1))} if outcome in THROTTLED else None
         ctx.idempotency = None  # refused before the token was claimed: nothing to store or release
         raise GatewayError(REFUSALS[outcome], headers=headers)
+
+    async def _admit(self, ticket: Ticket) -> Verdict | StoreUnavailable:
+        """The store's verdict, or the failure to get one: handled by the caller outside any except
+        block, because compiled with mypyc an await inside one can let the exception the Task threw
+        in resurface afterwards (gateway/middleware.py says more)."""
+        try:
+            return await self.store.admit(ticket)
+        except StoreUnavailable as exc:
+            return exc
 
     async def _fail_open(self, ctx: RequestContext, ticket: Ticket, exc: StoreUnavailable) -> Verdict:
         """Admit without the flow/quota takes the operator chose to fail open on, if only they failed.
