@@ -6,6 +6,7 @@ README's configuration reference is generated from the same rows, so the two can
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -86,6 +87,21 @@ def _csv(options: tuple[str, ...] | None = None) -> Callable[[str], tuple[str, .
     return parse
 
 
+def _networks(raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for item in items:
+        ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+    return items
+
+
+def _host_names(raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip().lower() for item in raw.split(",") if item.strip())
+    for item in items:
+        if "/" in item or "@" in item or " " in item:
+            raise ValueError(f"{item!r} is not a host name (name or name:port)")
+    return items
+
+
 def _opt_http_url(raw: str) -> str | None:
     if not raw:
         return None
@@ -127,6 +143,17 @@ VARIABLES: tuple[Variable, ...] = (
              "Answer format when the caller gives no Format (and, for V3, no Accept)."),
     Variable("GATEWAY_MAX_BODY_BYTES", "max_body_bytes", "1048576", _int_min(0),
              "Largest request body read; a longer one is refused with InvalidParameter."),
+    Variable("GATEWAY_MAX_ANSWER_BYTES", "max_answer_bytes", "8388608", _int_min(1024),
+             "Largest JSON answer of the service held to be rendered in the caller's format; a larger one "
+             "is refused with InternalError rather than buffered without bound."),
+    Variable("GATEWAY_MAX_REPEATED", "max_repeated", "100", _int_min(1),
+             "Most values one repeated parameter (Name.1, Name.2, ...) may carry; more is InvalidParameter."),
+    Variable("GATEWAY_HOSTS", "hosts", "", _host_names,
+             "Host names this deployment answers for (name, or name:port), comma-separated. Set: a request "
+             "whose Host, or a V3 request whose signed host, is not one of them is refused. Unset: any host."),
+    Variable("GATEWAY_TRUSTED_PROXIES", "trusted_proxies", "", _networks,
+             "Addresses or networks (CIDR) of proxies in front of the gateway whose X-Forwarded-For is "
+             "believed. Unset: none; the client address is the connection's peer."),
     Variable("GATEWAY_TIMESTAMP_SKEW", "timestamp_skew", "3600", _int_min(1),
              "Seconds a Timestamp may differ from the server clock (IllegalTimestamp beyond)."),
     Variable("GATEWAY_SIGNATURE_METHODS", "signature_methods", "HMAC-SHA1,HMAC-SHA256",
@@ -153,6 +180,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GATEWAY_HEADER_TIMEOUT", "header_timeout", "10", _positive_float,
              "Seconds `gateway serve` gives a connection to send a whole request head, from its opening "
              "or its previous answer; then it is closed."),
+    Variable("GATEWAY_BODY_TIMEOUT", "body_timeout", "30", _positive_float,
+             "Seconds `gateway serve` gives a request to send its whole body once its head is read; then "
+             "the connection is closed."),
     Variable("GATEWAY_MAX_HEADER_BYTES", "max_header_bytes", "65536", _int_min(1024),
              "Largest request head (request line and headers) `gateway serve` reads; a longer one gets 431."),
     Variable("GATEWAY_MAX_CONNECTIONS", "max_connections", "", _opt_int_min(1),
@@ -177,6 +207,10 @@ class Settings:
     host_id: str | None = None
     default_format: str = "XML"
     max_body_bytes: int = 1_048_576
+    max_answer_bytes: int = 8_388_608
+    max_repeated: int = 100
+    hosts: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
     timestamp_skew: int = 3600
     signature_methods: tuple[str, ...] = ("HMAC-SHA1", "HMAC-SHA256")
     redis_url: str | None = None
@@ -190,6 +224,7 @@ class Settings:
     upstream_read_timeout: float = 30.0
     shutdown_timeout: float = 30.0
     header_timeout: float = 10.0
+    body_timeout: float = 30.0
     max_header_bytes: int = 65_536
     max_connections: int | None = None
     gc_freeze: bool = True
