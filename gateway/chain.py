@@ -39,9 +39,10 @@ def build_chain(settings: Settings, policy: Policy, store: Store, resolver: Reso
         RequiredLayer(),                                             # MissingParameter
         ProtocolLayer(v1_methods=settings.signature_methods),        # InvalidParamater
         ApiLayer(policy),                                            # InvalidParameter (Action or Version)
-        ParamsLayer(),                                               # UnsupportedParameter, InvalidParameter
         AccessKeyLayer(policy),                                      # InvalidAccessKeyId.NotFound, Disabled
         SignatureLayer(),                                            # IncompleteSignature
+        # Declared parameters only once a key is proven: patterns and numbers are work (#16 item 18).
+        ParamsLayer(max_repeated=settings.max_repeated),             # UnsupportedParameter, InvalidParameter
         TimestampLayer(skew=settings.timestamp_skew),                # IllegalTimestamp
         NonceLayer(),                                                # (nonce shape; claimed in AdmitLayer)
         OwnerLayer(),                                                # InvalidOwner*, MissingParameter (403)
