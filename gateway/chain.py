@@ -13,6 +13,7 @@ from gateway.layers.access_key import AccessKeyLayer
 from gateway.layers.account import AccountStateLayer
 from gateway.layers.admit import AdmitLayer
 from gateway.layers.api import ApiLayer
+from gateway.layers.host import HostLayer
 from gateway.layers.idempotency import IdempotencyLayer
 from gateway.layers.method import MethodLayer
 from gateway.layers.nonce import NonceLayer
@@ -34,12 +35,14 @@ def build_chain(settings: Settings, policy: Policy, store: Store, resolver: Reso
     return (
         MethodLayer(),                                               # UnsupportedHTTPMethod
         ParseLayer(max_body_bytes=settings.max_body_bytes),          # InvalidParameter (bad input)
+        *((HostLayer(settings.hosts),) if settings.hosts else ()),   # InvalidParameter (GATEWAY_HOSTS)
         RequiredLayer(),                                             # MissingParameter
         ProtocolLayer(v1_methods=settings.signature_methods),        # InvalidParamater
         ApiLayer(policy),                                            # InvalidParameter (Action or Version)
-        ParamsLayer(),                                               # UnsupportedParameter, InvalidParameter
         AccessKeyLayer(policy),                                      # InvalidAccessKeyId.NotFound, Disabled
         SignatureLayer(),                                            # IncompleteSignature
+        # Declared parameters only once a key is proven: patterns and numbers are work (#16 item 18).
+        ParamsLayer(max_repeated=settings.max_repeated),             # UnsupportedParameter, InvalidParameter
         TimestampLayer(skew=settings.timestamp_skew),                # IllegalTimestamp
         NonceLayer(),                                                # (nonce shape; claimed in AdmitLayer)
         OwnerLayer(),                                                # InvalidOwner*, MissingParameter (403)

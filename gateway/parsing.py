@@ -4,6 +4,12 @@ Decode first, then the signature layers re-encode canonically: the SDKs send one
 ``+`` or unescaped, so the raw wire string is never what gets signed. Anything ambiguous (a bad
 escape, bytes that are not UTF-8, a name given twice, a nameless pair) is refused rather than
 guessed at, because a lenient parser here is how parameters get smuggled past the signature.
+
+The parsers behind the gateway read the same bytes differently wherever a byte is not plain printable
+ASCII: Starlette decodes raw bytes as latin-1 (raw UTF-8 ``é`` reads ``Ã©``), aiohttp strips trailing
+whitespace off a form body, a ``#`` ends the query of the URL the proxy builds, and older form
+parsers (python-multipart before 0.0.13) split on ``;`` as well as ``&``. A well-formed encoder escapes
+all of these, so such a raw byte is refused rather than read one way here and another way there.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ _ASCII_ESCAPES = {
 }
 
 
+# The raw bytes every parser reads alike: printable ASCII, less "#" and ";" (see above).
+_PLAIN = bytes(byte for byte in range(0x21, 0x7F) if byte not in b"#;")
+
+
 class BadInput(GatewayError):
     """Input the gateway refuses to interpret; rendered as the generic InvalidParameter row."""
 
@@ -37,6 +47,8 @@ def parse_into(raw: bytes, into: dict[str, str]) -> None:
     """Add the ``name=value`` pairs of ``raw`` to ``into``; a name already there is refused."""
     if not raw:
         return
+    if raw.translate(None, _PLAIN):  # what is left once the plain bytes are deleted
+        raise BadInput("raw byte that is not printable ASCII, or a raw '#' or ';'")
     try:
         # One decode of the whole string, then unquote only the parts that need it: most names
         # and values of a signed request carry no escape at all.

@@ -19,6 +19,7 @@ NOT_FOUND = MappingProxyType({
 
 
 def _named_resources(api: ApiSpec, params: dict[str, str]) -> list[tuple[str, str]]:
+    """The distinct (kind, id) pairs a request names: a list repeating one id costs one lookup."""
     named: list[tuple[str, str]] = []
     for spec in api.resource_params:
         kind = spec.resource or ""
@@ -27,7 +28,7 @@ def _named_resources(api: ApiSpec, params: dict[str, str]) -> list[tuple[str, st
             named.extend((kind, value) for name, value in params.items() if name.startswith(prefix))
         elif spec.name in params:
             named.append((kind, params[spec.name]))
-    return named
+    return list(dict.fromkeys(named))
 
 
 def _ram_allows(user: SubUser, action: str, targets: list[str]) -> bool:
@@ -80,9 +81,15 @@ class AccessLayer:
         targets = []
         for kind, resource_id in named:
             resource = await self.resolver.lookup(kind, resource_id)
-            # Another account's resource is reported as missing: a sub-user learns nothing of it.
-            if resource is None or resource.account != account:
+            # Another account's resource is reported as missing: a sub-user learns nothing of it; so is
+            # one of another kind than asked for, which no statement about this kind may decide.
+            if resource is None or resource.account != account or resource.kind != kind:
                 raise GatewayError(NOT_FOUND[kind])
-            targets.append(f"{kind}/{resource_id}")
+            # The statements judge the resource the service will act on: the resolver's canonical id,
+            # which a case-insensitive lookup (a database collation) may spell otherwise than the
+            # caller. The caller's spelling must pass as well, so that neither can widen access.
+            targets.append(f"{kind}/{resource.id}")
+            if resource.id != resource_id:
+                targets.append(f"{kind}/{resource_id}")
         if not _ram_allows(user, action, targets):
             raise GatewayError(Err.FORBIDDEN_RAM)

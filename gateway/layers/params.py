@@ -16,21 +16,29 @@ COMMON_PARAMETERS = frozenset({
     "SignatureType",
 })
 
+# ASCII only ([0-9], not \d, which takes any script's digits) and short: int() and float() of a
+# 10,000-digit string costs time, and no value of these types needs more characters.
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
-_REPEATED = re.compile(r"(.+)\.([1-9][0-9]{0,3})")
+_DECIMAL = re.compile(r"-?[0-9]{1,40}(?:\.[0-9]{1,40})?(?:[eE][+-]?[0-9]{1,4})?")
+_REPEATED = re.compile(r"(.+)\.([1-9][0-9]{0,9})")
 
 
-def _number(value: str) -> float | None:
-    if _INTEGER.fullmatch(value):
-        return int(value)
-    return None
+def _bounded(low: int, high: int) -> Callable[[str], float | None]:
+    def parse(value: str) -> float | None:
+        if _INTEGER.fullmatch(value) is None:
+            return None
+        number = int(value)
+        return number if low <= number <= high else None
+
+    return parse
 
 
 def _float(value: str) -> float | None:
-    try:
-        number = float(value)
-    except ValueError:
+    # Python's float() also takes "1_000", " 2.5\n", "inf" and other scripts' digits; a service's
+    # parser need not, so the value must be what every language reads as a decimal literal.
+    if _DECIMAL.fullmatch(value) is None:
         return None
+    number = float(value)
     return number if math.isfinite(number) else None
 
 
@@ -40,8 +48,8 @@ def _boolean(value: str) -> float | None:
 
 #: Type name -> parser giving a number to range-check (or 0 when there is no range), None if invalid.
 TYPES: MappingProxyType[str, Callable[[str], float | None]] = MappingProxyType({
-    "Integer": _number,
-    "Long": _number,
+    "Integer": _bounded(-(2**31), 2**31 - 1),
+    "Long": _bounded(-(2**63), 2**63 - 1),
     "Float": _float,
     "Boolean": _boolean,
 })
@@ -65,7 +73,14 @@ def valid(spec: ParamSpec, value: str) -> bool:
 
 
 class ParamsLayer:
-    """Undeclared parameters are UnsupportedParameter; declared ones obey their type and rules."""
+    """Undeclared parameters are UnsupportedParameter; declared ones obey their type and rules.
+
+    Runs after the signature is verified: a pattern, and the parsing of a number, are work that a
+    caller who has proven no key must not be able to ask for.
+    """
+
+    def __init__(self, *, max_repeated: int) -> None:
+        self.max_repeated = max_repeated
 
     def check(self, ctx: RequestContext) -> None:
         api = ctx.api
@@ -86,10 +101,13 @@ class ParamsLayer:
             ):
                 raise GatewayError(Err.MISSING_ACTION, name=name)
 
-    @staticmethod
-    def _repeated(repeated: frozenset[str], declared: Mapping[str, ParamSpec], name: str) -> ParamSpec:
+    def _repeated(self, repeated: frozenset[str], declared: Mapping[str, ParamSpec], name: str) -> ParamSpec:
         # A repeated list parameter is declared once and sent as Name.1, Name.2, ... (never bare).
         match = _REPEATED.fullmatch(name)
         if match is None or match[1] not in repeated:
             raise GatewayError(Err.UNSUPPORTED_PARAMETER, name=name)
+        # Each index is one name, so bounding the index bounds how many values the list carries
+        # (and how many resources a RAM check has to resolve).
+        if int(match[2]) > self.max_repeated:
+            raise GatewayError(Err.INVALID_PARAMETER)
         return declared[match[1]]

@@ -9,6 +9,9 @@ from gateway.parsing import BadInput, parse_into
 from gateway.signing import parse_v3_authorization
 
 FORM = "application/x-www-form-urlencoded"
+# The charset parameter a form body may carry, as spelled (lower-cased); any other charset, or any other
+# parameter, would be read one way here (UTF-8) and another way by a service honouring it.
+_UTF8_CHARSETS = frozenset({"charset=utf-8", 'charset="utf-8"'})
 # Any other Format value gets the default: aliyun-python-sdk-core sends the literal "Format=None"
 # when the caller never chose one, and refusing it would break that SDK's plain do_action().
 FORMATS = {"xml": "XML", "json": "JSON"}
@@ -40,6 +43,19 @@ def guess_format(ctx: RequestContext) -> None:
         ctx.format = FORMATS.get(given.lower(), ctx.format)
 
 
+def _check_form_type(content_type: str) -> None:
+    """One Content-Type, the form media type, and no parameter but a UTF-8 charset.
+
+    Repeated Content-Type headers arrive folded with a comma, which no single form type holds.
+    """
+    media, _, rest = content_type.partition(";")
+    media = media.strip().lower()
+    if media != FORM or "," in content_type:
+        raise BadInput(f"POST body of type {media or 'none'!r}, not {FORM}")
+    if rest and rest.strip().lower() not in _UTF8_CHARSETS:
+        raise BadInput("a form body must be UTF-8, with no other Content-Type parameter")
+
+
 class ClientDisconnected(Exception):
     """The client went away before its body arrived: there is nobody to answer."""
 
@@ -51,13 +67,17 @@ class ParseLayer:
         self.max_body = max_body_bytes
 
     def check(self, ctx: RequestContext) -> Awaitable[None] | None:
-        declared = ctx.headers.get("content-length")
+        headers = ctx.headers
+        if "content-encoding" in headers and headers["content-encoding"].strip().lower() != "identity":
+            # A service (aiohttp) would decompress what the gateway parsed as it came.
+            raise BadInput("a request Content-Encoding is not supported")
+        declared = headers.get("content-length")
         if declared is not None:
             # ASCII digits only, and short: int() of thousands of leading zeros raises ValueError.
             digits = declared.lstrip("0") or "0"
             if not (declared.isascii() and declared.isdigit()) or len(digits) > 19 or int(digits) > self.max_body:
                 raise BadInput("body larger than GATEWAY_MAX_BODY_BYTES")
-        if ctx.method == "POST" or declared not in (None, "0") or "transfer-encoding" in ctx.headers:
+        if ctx.method == "POST" or declared not in (None, "0") or "transfer-encoding" in headers:
             return self._with_body(ctx)
         # A GET without a body, the common case, needs no coroutine at all.
         self._parse(ctx)
@@ -65,9 +85,10 @@ class ParseLayer:
 
     async def _with_body(self, ctx: RequestContext) -> None:
         ctx.body = await self._read_body(ctx)
-        if ctx.body and ctx.method != "POST" and not ctx.headers.get("authorization", "").startswith("ACS3-"):
-            # Version 1.0 signs no GET body: handing it on would let unsigned parameters through.
-            raise BadInput("a body on a version 1.0 GET is covered by no signature")
+        if ctx.body and ctx.method != "POST":
+            # Only a POST body is parsed and checked; yet a service may read a GET body as a form
+            # (Starlette's request.form() does). Version 1.0 does not even sign one.
+            raise BadInput("a body is only accepted on a POST")
         self._parse(ctx)
 
     def _parse(self, ctx: RequestContext) -> None:
@@ -77,9 +98,7 @@ class ParseLayer:
         params = ctx.params = ctx.query
         if ctx.body and ctx.method == "POST":
             params = ctx.params = dict(ctx.query)
-            content_type = ctx.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            if content_type != FORM:
-                raise BadInput(f"POST body of type {content_type or 'none'!r}, not {FORM}")
+            _check_form_type(ctx.headers.get("content-type", ""))
             parse_into(ctx.body, params)
         authorization = ctx.headers.get("authorization", "")
         if authorization.startswith("ACS3-"):

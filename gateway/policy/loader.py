@@ -40,6 +40,9 @@ PARAM_FIELDS = (
     "type", "required", "enum", "pattern", "max_length", "min", "max", "repeated", "resource",
 )
 LIMIT_FIELDS = ("flow", "quota_scope")
+#: The longest value a pattern may be run on: a backtracking pattern's cost grows with the value's
+#: length, and the length is checked first.
+MAX_PATTERN_INPUT = 4096
 
 
 #: What makes two entries of one table the same entry (a duplicate is an error, not an override).
@@ -255,6 +258,11 @@ class _Builder(Checks):
             compiled = re.compile(pattern) if pattern is not None else None
         except re.error as exc:
             raise self.fail(line, name, f"pattern does not compile: {exc}") from None
+        max_length = self.typed(raw, "max_length", int, line, name)
+        if max_length is not None and max_length < 0:
+            raise self.fail(line, name, "max_length must not be negative")
+        if compiled is not None and (max_length is None or max_length > MAX_PATTERN_INPUT):
+            raise self.fail(line, name, f"a pattern needs a max_length of at most {MAX_PATTERN_INPUT}")
         resource = raw.get("resource")
         if resource is not None and resource not in RESOURCE_KINDS:
             raise self.fail(line, name, f"resource must be one of {', '.join(RESOURCE_KINDS)}")
@@ -264,7 +272,7 @@ class _Builder(Checks):
             required=self.typed(raw, "required", bool, line, name, False),
             enum=frozenset(str(v) for v in enum) if enum is not None else None,
             pattern=compiled,
-            max_length=self.typed(raw, "max_length", int, line, name),
+            max_length=max_length,
             min=self.typed(raw, "min", (int, float), line, name),
             max=self.typed(raw, "max", (int, float), line, name),
             repeated=self.typed(raw, "repeated", bool, line, name, False),
