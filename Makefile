@@ -29,6 +29,7 @@ bench: $(STAMP) $(CSTAMP)
 
 fuzz: $(STAMP)
 	$(BIN)/python bench/fuzz.py
+	GATEWAY_DIFF_EXAMPLES=10000 $(BIN)/pytest -q -p no:cacheprovider tests/test_differential.py
 
 soak: $(STAMP)
 	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server"; exit 1; }

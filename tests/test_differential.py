@@ -1,0 +1,239 @@
+"""#16's invariant, proved by difference: what a service reads equals what the gateway checked.
+
+Hypothesis draws signed adversarial requests (tests/support/differential/generate.py) and sends them as
+raw bytes to a real gateway in both modes: proxy (`GatewayMiddleware(Recorder(ProxyApp))` in front of a
+raw capture upstream, with a "victim" server that must never be reached) and middleware
+(`GatewayMiddleware(ServiceRecorder())`, its scope serialized back to bytes). For every request the
+gateway admits, the bytes the service received are replayed to real parsers (Starlette, aiohttp,
+urllib, wsgiref), and their path, parameters (names, values, multiplicity), identity headers (in every
+spelling a WSGI server folds together) and client address must be exactly what the gateway checked.
+A refusal is fine, a 5xx is not, a difference is not.
+
+CI runs a derandomized sample; GATEWAY_DIFF_EXAMPLES=10000 (``make fuzz``) the full run.
+GATEWAY_DIFF_SURVEY=1 keeps going past differences and lists every class found, with the shortest
+request of each, at the end (the summary test then fails if any was found).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway import GatewayMiddleware, Settings
+from gateway.policy import Policy
+from gateway.proxy import ProxyApp
+from gateway.serving import Limits, protocol
+from gateway.stores import open_store
+from tests.conftest import DATA
+from tests.support.differential.capture import RawServer
+from tests.support.differential.compare import (
+    Expected,
+    Reading,
+    differences,
+    raw_target_differences,
+    report,
+)
+from tests.support.differential.generate import Case, cases
+from tests.support.differential.parsers import Parsers, parser_servers
+from tests.support.differential.record import Recorder, ServiceRecorder, scope_bytes
+from tests.support.fuzzing.wire import address_of, exchange
+from tests.support.servers import serve_in_thread
+
+EXAMPLES = int(os.environ.get("GATEWAY_DIFF_EXAMPLES", "150"))
+SURVEY = os.environ.get("GATEWAY_DIFF_SURVEY") == "1"
+MIN_ADMITTED = 0.30
+SAMPLE = settings(deadline=None, database=None, derandomize=EXAMPLES <= 1000, max_examples=EXAMPLES,
+                  suppress_health_check=list(HealthCheck), print_blob=True)
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    admitted: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    shapes_admitted: Counter[str] = field(default_factory=Counter)
+    found: dict[str, tuple[int, str]] = field(default_factory=dict)  # class -> (size, shortest report)
+
+
+TALLIES: dict[str, Tally] = {"proxy": Tally(), "middleware": Tally()}
+LAST_REPORT = [""]
+
+
+@dataclass
+class Mode:
+    name: str
+    address: tuple[str, int]
+    host: bytes
+    recorder: Recorder | ServiceRecorder
+    upstream: RawServer | None
+    victim: RawServer
+
+
+@pytest.fixture(scope="module")
+def parsers() -> Iterator[Parsers]:
+    with parser_servers() as servers:
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def victim() -> Iterator[RawServer]:
+    with RawServer() as server:
+        yield server
+
+
+def _config(**extra: object) -> Settings:
+    return Settings(config=str(DATA / "policy.toml"), host_id="gateway.test", access_log=False, **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def proxy_mode(policy: Policy, victim: RawServer) -> Iterator[Mode]:
+    with RawServer() as upstream:
+        config = _config(upstream_url=f"http://127.0.0.1:{upstream.port}")
+        recorder = Recorder(ProxyApp(config))
+        app = GatewayMiddleware(recorder, settings=config, policy=policy, store=open_store(None))
+        with serve_in_thread(app, http=protocol(Limits.from_settings(config))) as url:
+            address = address_of(url)
+            yield Mode("proxy", address, f"{address[0]}:{address[1]}".encode(), recorder, upstream, victim)
+
+
+@pytest.fixture(scope="module")
+def middleware_mode(policy: Policy, victim: RawServer) -> Iterator[Mode]:
+    config = _config()
+    recorder = ServiceRecorder()
+    app = GatewayMiddleware(recorder, settings=config, policy=policy, store=open_store(None))
+    with serve_in_thread(app, http=protocol(Limits.from_settings(config))) as url:
+        address = address_of(url)
+        yield Mode("middleware", address, f"{address[0]}:{address[1]}".encode(), recorder, None, victim)
+
+
+def run_case(mode: Mode, parsers: Parsers, case: Case) -> list[str]:
+    """Send one case; every difference (and every failure of the gateway) as report lines."""
+    tally = TALLIES[mode.name]
+    mode.recorder.admitted.clear()
+    mode.victim.requests.clear()
+    if mode.upstream is not None:
+        mode.upstream.requests.clear()
+    answer = exchange(mode.address, case.request)
+    tally.sent += 1
+    found: list[str] = []
+    if mode.victim.requests:
+        found.append(f"[victim] another host received {mode.victim.requests[0].raw[:300]!r}")
+    if answer is not None and answer.status >= 500:
+        found.append(f"[5xx] the gateway answered {answer.status}: {answer.body[:300]!r}")
+    admitted = list(mode.recorder.admitted)
+    if not admitted:
+        tally.refused[str(answer.status) if answer else "no answer"] += 1
+        if mode.upstream is not None and mode.upstream.requests:
+            found.append(f"[refused-but-forwarded] {mode.upstream.requests[0].raw[:300]!r}")
+        return _finish(tally, case, found, None)
+    tally.admitted += 1
+    tally.shapes_admitted.update(case.shapes)
+    record = admitted[0]
+    if mode.upstream is not None:
+        received = mode.upstream.requests
+        if len(received) != 1:
+            found.append(f"[upstream] {len(received)} requests reached the upstream for one admitted call")
+            return _finish(tally, case, found, None)
+        if received[0].error is not None:
+            found.append(f"[upstream] the forwarded request does not frame: {received[0].error}")
+        forwarded, target = received[0].raw, received[0].target
+        readings: list[Reading] = []
+    else:
+        if record.scope is None or record.scope["type"] != "http":
+            found.append("[websocket] a websocket reached the service")
+            return _finish(tally, case, found, None)
+        forwarded = scope_bytes(record.scope, record.body)
+        target = (record.scope.get("raw_path") or b"")
+        readings = list(record.readings)
+    readings += parsers.read(forwarded)
+    found += raw_target_differences(record.expected, target)
+    for reading in readings:
+        found += differences(record.expected, reading)
+    return _finish(tally, case, found, (forwarded, record.expected, readings))
+
+
+def _finish(tally: Tally, case: Case, found: list[str],
+            detail: tuple[bytes, Expected, list[Reading]] | None) -> list[str]:
+    if not found:
+        return []
+    text = report(case.request.wire(), *detail, found) if detail else \
+        f"request: {case.request.wire()[:1500]!r}\n" + "\n".join(found)
+    text += f"\nshapes: {case.shapes}"
+    LAST_REPORT[0] = text
+    size = len(case.request.wire())
+    for line in found:
+        parser = line.split("] ", 1)[1].split(" ", 1)[0] if line.startswith("[") else ""
+        kind = line.split("]", 1)[0] + "] " + (parser if parser in {"starlette", "starlette-scope", "aiohttp",
+                                                                     "urllib", "wsgi"} else "")
+        if kind not in tally.found or size < tally.found[kind][0]:
+            tally.found[kind] = (size, text)
+    return found
+
+
+def _check(mode: Mode, parsers: Parsers, case: Case) -> None:
+    found = run_case(mode, parsers, case)
+    if found and not SURVEY:
+        pytest.fail("the service read something the gateway did not check:\n" + LAST_REPORT[0], pytrace=False)
+
+
+@settings(SAMPLE)
+@given(data=st.data())
+def test_proxy_mode_forwards_exactly_what_it_checked(proxy_mode: Mode, parsers: Parsers, data: st.DataObject) -> None:
+    _check(proxy_mode, parsers, data.draw(cases(proxy_mode.host, proxy_mode.victim.port)))
+
+
+@settings(SAMPLE)
+@given(data=st.data())
+def test_middleware_mode_hands_on_exactly_what_it_checked(middleware_mode: Mode, parsers: Parsers,
+                                                          data: st.DataObject) -> None:
+    _check(middleware_mode, parsers, data.draw(cases(middleware_mode.host, middleware_mode.victim.port)))
+
+
+def test_the_comparator_reports_a_smuggled_parameter() -> None:
+    """The harness can fail: a parser that read Action=DeleteInstance the gateway never saw is a difference."""
+    expected = Expected((("Action", "DescribeEcho"), ("Text", "x+ACY-Action+AD0-DeleteInstance")), "/",
+                        {"x-gateway-account-id": "1111", "x-gateway-account-name": "alice@example.com",
+                         "x-gateway-sub-user": None, "x-gateway-access-key-id": "LTAIalice", "x-acs-request-id": "R"})
+    headers = {"x-gateway-account-id": ["1111"], "x-gateway-account-name": ["alice@example.com"],
+               "x-gateway-access-key-id": ["LTAIalice"], "x-acs-request-id": ["R"]}
+    same = Reading("urllib", "/", list(expected.params), dict(headers))
+    assert differences(expected, same) == []
+    smuggled = Reading("urllib", "/", [("Action", "DescribeEcho"), ("Text", "x"), ("Action", "DeleteInstance")],
+                       dict(headers))
+    assert [line.split("]")[0] for line in differences(expected, smuggled)] == ["[params"]
+    spoofed = Reading("wsgi", "/", list(expected.params), {**headers, "x-gateway-account-id": ["2222,1111"],
+                                                           "x-forwarded-for": ["203.0.113.7, 127.0.0.1"]})
+    assert [line.split("]")[0] for line in differences(expected, spoofed)] == [
+        "[identity x-gateway-account-id", "[client-ip x-forwarded-for"]
+    assert differences(expected, Reading("aiohttp", error="boom"))[0].startswith("[unreadable]")
+    assert raw_target_differences(expected, b"/") == []
+    assert raw_target_differences(expected, b"*@127.0.0.1:1/x")[0].startswith("[target]")
+    slash = Expected((), "/a/b", {})
+    assert raw_target_differences(slash, b"/a%2Fb")[0].startswith("[raw-path]")
+    assert raw_target_differences(Expected((), "/\ufffd", {}), b"/%FF")[0].startswith("[raw-path]")
+
+
+def test_summary(request: pytest.FixtureRequest) -> None:
+    """Example counts per mode, admitted vs refused, and (in a survey) every class of difference found."""
+    write = request.config.get_terminal_writer().line
+    problems = []
+    for name, tally in TALLIES.items():
+        if not tally.sent:
+            continue
+        ratio = tally.admitted / tally.sent
+        write(f"differential {name}: {tally.sent} examples, {tally.admitted} admitted ({ratio:.0%}), "
+              f"refused {dict(tally.refused.most_common())}")
+        write(f"  admitted shapes: {dict(tally.shapes_admitted.most_common())}")
+        for kind, (_, text) in sorted(tally.found.items()):
+            write(f"--- {name} {kind}\n{text}")
+        if tally.found:
+            problems.append(f"{name}: {len(tally.found)} classes of difference: {sorted(tally.found)}")
+        if tally.sent >= 50 and ratio < MIN_ADMITTED:
+            problems.append(f"{name}: only {ratio:.0%} admitted, below {MIN_ADMITTED:.0%}: the test proves little")
+    assert not problems, problems
