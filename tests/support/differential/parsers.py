@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, unquote, unquote_plus
+from urllib.parse import parse_qsl, unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from aiohttp import web
@@ -61,47 +60,11 @@ def _headers(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 # --- Starlette, under uvicorn ------------------------------------------------------------------------
 
-try:
-    import multipart  # type: ignore[import-not-found]  # noqa: F401 - Starlette's form parser needs it
-    HAVE_MULTIPART = True
-except ImportError:
-    HAVE_MULTIPART = False
-
-
-def _starlette_urlencoded(body: bytes) -> list[tuple[str, str]]:
-    """Starlette's FormParser without python-multipart (not a dependency of this project): its
-    QuerystringParser splits on ``&`` (on ``;`` where no ``&`` follows), and Starlette decodes each
-    part as latin-1 text, then unquote_plus (UTF-8 escapes), ignoring the charset."""
-    out = []
-    for part in re.split(rb"[&;]", body) if b"&" not in body else _ampersand_then_semicolon(body):
-        if not part:
-            continue
-        name, _, value = part.partition(b"=")
-        out.append((unquote_plus(name.decode("latin-1")), unquote_plus(value.decode("latin-1"))))
-    return out
-
-
-def _ampersand_then_semicolon(body: bytes) -> list[bytes]:
-    parts, at = [], 0
-    while at <= len(body):
-        end = body.find(b"&", at)
-        if end == -1:
-            end = body.find(b";", at)
-        if end == -1:
-            end = len(body)
-        parts.append(body[at:end])
-        at = end + 1
-    return parts
-
-
 async def starlette_reading(scope: Scope, receive: Receive, parser: str = "starlette") -> Reading:
     request = Request(scope, receive)
     try:
-        if HAVE_MULTIPART:
-            form_items = [(k, str(v)) for k, v in (await request.form()).multi_items()]
-        else:
-            media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            form_items = _starlette_urlencoded(await request.body()) if media == FORM else []
+        # request.form() is python-multipart's parser (a test dependency): the real one, not a copy.
+        form_items = [(k, str(v)) for k, v in (await request.form()).multi_items()]
         params = [*request.query_params.multi_items(), *form_items]
     except Exception as exc:  # a real service would answer 400: it cannot read what was admitted
         return Reading(parser, error=f"{type(exc).__name__}: {exc}")
