@@ -4,7 +4,7 @@ A lease (``GATEWAY_IDEMPOTENCY_LEASE``) stands for a call in flight. If it ran o
 still ran, a retry would take the token over: the operation would run twice, and the first answer
 would not be stored (`Store.store_answer` settles only its own lease). So while the call runs the
 lease is renewed every third of its length (`Store.renew`); the lease then only runs out when its
-gateway stops renewing it: it died, or lost the store for two renewals in a row.
+gateway stops renewing it: it died, or could not reach the store for about a lease's length.
 """
 
 from __future__ import annotations
@@ -17,38 +17,49 @@ from gateway.stores.base import IdempotencyClaim, Store, StoreUnavailable
 
 log = logging.getLogger("gateway.stores")
 
-#: Renewals per lease length: two may fail (a store that hiccups) before a retry can take it over.
+#: Renewals per lease length: one may fail (a store that hiccups) and the next still comes in time.
 RENEWALS_PER_LEASE = 3
 
 
 class LeaseRenewal:
     """Renews one admitted claim's lease from `start` until `stop`; ``lost`` once a renewal found
-    the lease no longer this claim's (an answer must then not be kept: it is someone else's call)."""
+    the lease no longer this claim's (an answer must then not be kept: it is someone else's call).
 
-    __slots__ = ("_claim", "_request_id", "_scope", "_store", "_task", "lost")
+    Most calls end well within a third of their lease: until then only a timer is armed, and the
+    renewing task exists only for a call that outlasts it."""
+
+    __slots__ = ("_claim", "_request_id", "_scope", "_store", "_task", "_timer", "lost")
 
     def __init__(self, store: Store, scope: str, claim: IdempotencyClaim, request_id: str) -> None:
         self._store = store
         self._scope = scope
         self._claim = claim
         self._request_id = request_id
+        self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self.lost = False
 
+    @property
+    def _interval(self) -> float:
+        return self._claim.lease_ms / 1000 / RENEWALS_PER_LEASE
+
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="gateway-lease-renewal")
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self._first_due)
 
     def stop(self) -> None:
         """Stops renewing (it needs no await: a renewal cut short changes nothing, or extends a lease
         that the answer or the release about to follow replaces)."""
+        if self._timer is not None:
+            self._timer.cancel()
         if self._task is not None:
             self._task.cancel()
 
+    def _first_due(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="gateway-lease-renewal")
+
     async def _run(self) -> None:
-        interval = self._claim.lease_ms / 1000 / RENEWALS_PER_LEASE
         while True:
-            await asyncio.sleep(interval)
             outcome = await self._renew_once()
             if outcome == "lost":
                 self.lost = True
@@ -56,6 +67,7 @@ class LeaseRenewal:
                           "by a retry); its answer will not be kept", self._request_id)
             if outcome in ("lost", "broken"):
                 return
+            await asyncio.sleep(self._interval)
 
     async def _renew_once(self) -> Literal["renewed", "lost", "unreachable", "broken"]:
         """Never raises: a renewal is the request's bookkeeping, and must not fail the call it serves.
