@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from redis import Redis
 from starlette.types import Receive, Scope, Send
 
 from gateway import GatewayMiddleware, Settings, load_policy
@@ -94,18 +95,20 @@ class Live:
     url: str
     service: NoteService
     mode: str
+    prefix: str = ""
 
 
 def _serve(mode: str, redis_url: str | None, policy: tuple[Path, Policy]) -> Iterator[Live]:
     service = NoteService()
     path, loaded = policy
     store = MemoryStore() if redis_url is None else None
+    prefix = f"t{free_port()}"
     common: dict[str, Any] = {"config": str(path), "host_id": "gateway.test", "idempotency_lease": LEASE_SECONDS,
-                              "redis_url": redis_url, "redis_prefix": f"t{free_port()}"}
+                              "redis_url": redis_url, "redis_prefix": prefix}
     if mode == "middleware":
         settings = Settings(**common)
         with serve_in_thread(GatewayMiddleware(service, settings=settings, policy=loaded, store=store)) as url:
-            yield Live(url, service, mode)
+            yield Live(url, service, mode, prefix)
         return
     with serve_in_thread(service) as upstream:
         settings = Settings(upstream_url=upstream, **common)
@@ -281,6 +284,37 @@ def _outage_mid_call(live: Live, server: RedisServer, caplog: pytest.LogCaptureF
     assert first.status == 200, first.body  # the service's answer, not a 5xx
     assert first.json["Run"] == 1
     assert any("could not renew its ClientToken lease" in r.getMessage() for r in caplog.records)
+
+
+def test_a_call_that_lost_its_lease_does_not_store_over_the_retry(
+    note_policy: tuple[Path, Policy], redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The lease vanishes mid-call (as when the gateway stalled longer than a lease): a retry takes the
+    # token and runs. The first call's answer must not replace the retry's, and the loss is logged.
+    account = note_policy[1].access_keys["LTAIalice"].account.id
+    for live in _serve("middleware", redis_server.url, note_policy):
+        _lose_the_lease_mid_call(live, f"{live.prefix}:{{{account}}}", redis_server.url, caplog)
+
+
+def _lose_the_lease_mid_call(live: Live, tag: str, redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    client_token = token()
+    params = {"ClientToken": client_token, "Name": "slow"}
+    with caplog.at_level(logging.ERROR, logger="gateway.stores"):
+        first_thread, first = _in_background(lambda: note(live, params, path="/slow"))
+        wait_until(live.service.started.is_set, what="the first call to start")
+        with Redis.from_url(redis_url) as inspect:
+            assert inspect.delete(f"{tag}:i:{client_token}") == 1
+        live.service.started.clear()
+        retry_thread, retry = _in_background(lambda: note(live, params, path="/slow"))
+        wait_until(live.service.started.is_set, what="the retry to start")
+        first_thread.join(timeout=15)
+        retry_thread.join(timeout=15)
+    assert (first[0].status, first[0].json["Run"]) == (200, 1)
+    assert (retry[0].status, retry[0].json["Run"]) == (200, 2)
+    replay = note(live, params, path="/slow")
+    assert (replay.status, replay.body) == (200, retry[0].body)  # the retry's answer, not the first's
+    assert live.service.runs[client_token] == 2
+    assert any("lease was lost" in r.getMessage() for r in caplog.records)
 
 
 # --- LeaseRenewal, without a server ---
