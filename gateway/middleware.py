@@ -21,6 +21,7 @@ from gateway.resources import PolicyResolver, ResourceResolver
 from gateway.respond import Responder, send_error, send_stored
 from gateway.settings import Settings
 from gateway.stores import Store, StoredAnswer, StoreUnavailable, open_store
+from gateway.stores.renewal import LeaseRenewal
 
 log = logging.getLogger("gateway")
 
@@ -124,12 +125,15 @@ class GatewayMiddleware:
                     log.exception("observer %r failed on request %s", observe, ctx.request_id)
 
     async def _forward(self, ctx: RequestContext, scope: Scope, send: Send) -> None:
-        responder = Responder(ctx, send, keep=self._keeper(ctx))
+        renewal = self._renewal(ctx)
+        responder = Responder(ctx, send, keep=self._keeper(ctx, renewal))
         downstream = {**scope, "headers": downstream_headers(ctx, scope["headers"]), "gateway": ctx}
         escaped: BaseException | None = None  # settled first, then raised on: a finally, without its await
         try:
             error: GatewayError | None = None
             try:
+                if renewal is not None:  # here, so that _settle_token always stops it
+                    renewal.start()
                 await self.app(downstream, self._replay(ctx), responder)
             except GatewayError as exc:  # ApiError raised by the wrapped service
                 if responder.started:
@@ -145,11 +149,19 @@ class GatewayMiddleware:
         except BaseException as exc:
             escaped = exc
         if ctx.idempotency is not None:
-            await self._settle_token(ctx, responder)
+            await self._settle_token(ctx, responder, renewal)
         if escaped is not None:
             raise escaped
 
-    def _keeper(self, ctx: RequestContext) -> Callable[[StoredAnswer], Awaitable[None]] | None:
+    def _renewal(self, ctx: RequestContext) -> LeaseRenewal | None:
+        """Keeps an admitted ClientToken's lease while the call runs; None when it holds no token."""
+        claim, key = ctx.idempotency, ctx.key
+        if claim is None or key is None:
+            return None
+        return LeaseRenewal(self.store, str(key.account.id), claim, ctx.request_id)
+
+    def _keeper(self, ctx: RequestContext,
+                renewal: LeaseRenewal | None) -> Callable[[StoredAnswer], Awaitable[None]] | None:
         """Stores a ClientToken's answer for replay; None when the request holds no token."""
         claim, key = ctx.idempotency, ctx.key
         if claim is None or key is None:
@@ -157,6 +169,10 @@ class GatewayMiddleware:
         scope, ttl_ms = str(key.account.id), self.settings.idempotency_ttl * 1000
 
         async def keep(answer: StoredAnswer) -> None:
+            if renewal is not None:
+                renewal.stop()
+                if renewal.lost:  # the token is another call's now: its answer is not ours to replace
+                    return
             try:
                 await self.store.store_answer(scope, claim, answer, ttl_ms)
             except StoreUnavailable as exc:
@@ -165,7 +181,9 @@ class GatewayMiddleware:
 
         return keep
 
-    async def _settle_token(self, ctx: RequestContext, responder: Responder) -> None:
+    async def _settle_token(self, ctx: RequestContext, responder: Responder, renewal: LeaseRenewal | None) -> None:
+        if renewal is not None:
+            renewal.stop()
         claim = ctx.idempotency
         if claim is None or ctx.key is None or responder.kept:
             return

@@ -423,6 +423,68 @@ async def test_lease_and_answer_expire(store: Store) -> None:
     ).outcome is Outcome.ADMITTED
 
 
+async def test_renew_keeps_a_running_call_processing_past_its_lease(store: Store) -> None:
+    # #16 item 21: a call slower than its lease renews it, so a retry never takes it over.
+    token = claim(uid(), lease_ms=300)
+    assert (await store.admit(ticket(claim=token))).outcome is Outcome.ADMITTED
+    deadline = time.monotonic() + 0.9  # three leases long
+    while time.monotonic() < deadline:
+        assert await store.renew("1001", token) is True
+        assert (await store.admit(ticket(claim=claim(token.token)))).outcome is Outcome.TOKEN_PROCESSING
+        await asyncio.sleep(0.1)
+    answer = StoredAnswer(200, "text/xml", b"first")
+    await store.store_answer("1001", token, answer, 60_000)
+    assert (await store.admit(ticket(claim=claim(token.token)))).answer == answer
+
+
+async def test_renew_never_extends_what_is_not_its_pending_lease(store: Store) -> None:
+    # Nothing there: no lease is created, and the token stays free.
+    absent = claim(uid())
+    assert await store.renew("1001", absent) is False
+    assert await store.renew("2002", absent) is False
+    assert (await store.admit(ticket(claim=claim(absent.token)))).outcome is Outcome.ADMITTED
+    # Another claim's lease (the first call's lease expired and a retry took it): left as it is.
+    first = claim(uid(), lease_ms=150)
+    assert (await store.admit(ticket(claim=first))).outcome is Outcome.ADMITTED
+    again = claim(first.token, lease_ms=150)
+    assert (
+        await eventually(lambda: store.admit(ticket(claim=again)), Outcome.ADMITTED, 2)
+    ).outcome is Outcome.ADMITTED
+    assert await store.renew("1001", first) is False
+    assert (  # not extended by the stranger's renewal: it ends on its own holder's terms
+        await eventually(lambda: store.admit(ticket(claim=claim(first.token))), Outcome.ADMITTED, 2)
+    ).outcome is Outcome.ADMITTED
+    # Answered: the answer keeps its own TTL, and a late renewal changes nothing.
+    done = claim(uid())
+    answer = StoredAnswer(200, "text/xml", b"x")
+    assert (await store.admit(ticket(claim=done))).outcome is Outcome.ADMITTED
+    await store.store_answer("1001", done, answer, 150)
+    assert await store.renew("1001", done) is False
+    assert (await store.admit(ticket(claim=done))).answer == answer
+    assert (
+        await eventually(lambda: store.admit(ticket(claim=claim(done.token))), Outcome.ADMITTED, 2)
+    ).outcome is Outcome.ADMITTED
+    # Released: gone for good, a retry runs.
+    released = claim(uid())
+    assert (await store.admit(ticket(claim=released))).outcome is Outcome.ADMITTED
+    await store.release("1001", released)
+    assert await store.renew("1001", released) is False
+    assert (await store.admit(ticket(claim=claim(released.token)))).outcome is Outcome.ADMITTED
+
+
+async def test_a_call_whose_lease_was_taken_over_cannot_store_over_the_new_one(store: Store) -> None:
+    # #16 item 21: the first call's late answer must not replace the running retry's lease.
+    first = claim(uid(), lease_ms=150)
+    assert (await store.admit(ticket(claim=first))).outcome is Outcome.ADMITTED
+    again = claim(first.token)
+    assert (
+        await eventually(lambda: store.admit(ticket(claim=again)), Outcome.ADMITTED, 2)
+    ).outcome is Outcome.ADMITTED
+    await store.store_answer("1001", first, StoredAnswer(200, "text/xml", b"first"), 60_000)
+    assert await store.renew("1001", again) is True  # still the retry's pending lease
+    assert (await store.admit(ticket(claim=claim(first.token)))).outcome is Outcome.TOKEN_PROCESSING
+
+
 # --- concurrency: one state, many requests at once, over one client and over several ---
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 from gateway.context import RequestContext
 from gateway.stores import IdempotencyClaim
@@ -10,8 +11,26 @@ VOLATILE = frozenset({"Signature", "SignatureNonce", "Timestamp"})
 MAX_TOKEN_LENGTH = 64
 
 
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _encoded(*parts: object) -> str:
+    """One unambiguous text for a tuple of strings and lists of pairs: JSON quotes every string, so
+    no value (a NUL, a '=', a '|', a quote) can pass for a separator and two inputs never share it."""
+    return json.dumps(parts, separators=(",", ":"))
+
+
+def fingerprint(method: str, answer_format: str, params: dict[str, str]) -> str:
+    """What makes two calls with one ClientToken the same call: the method, the answer format the
+    gateway decided (V1 names it in Format, V3 in Accept; a replay is the first call's bytes, so a
+    retry asking another format is another call), and every parameter but the volatile ones."""
+    fields = sorted((n, v) for n, v in params.items() if n not in VOLATILE)
+    return _digest(_encoded(method, answer_format, fields))
+
+
+def owner(key_id: str, user: str | None, version: str, action: str) -> str:
+    return _digest(_encoded(key_id, user, version, action))
 
 
 class IdempotencyLayer:
@@ -29,12 +48,9 @@ class IdempotencyLayer:
         token = ctx.params.get("ClientToken")
         if api is None or key is None or not api.idempotent or not token:
             return
-        caller = f"{key.id}|{key.user.name if key.user else ''}|{api.version}|{api.action}"
-        fields = sorted((n, v) for n, v in ctx.params.items() if n not in VOLATILE)
-        fingerprint = _digest(ctx.method, *(f"{n}={v}" for n, v in fields))
         ctx.idempotency = IdempotencyClaim(
             token=_digest(token) if len(token) > MAX_TOKEN_LENGTH else token,
-            owner=_digest(caller),
-            fingerprint=fingerprint,
+            owner=owner(key.id, key.user.name if key.user else None, api.version, api.action),
+            fingerprint=fingerprint(ctx.method, ctx.format, ctx.params),
             lease_ms=self.lease_ms,
         )

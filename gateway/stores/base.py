@@ -74,7 +74,7 @@ class IdempotencyClaim:
     ``fingerprint`` digests the parameters. Both are opaque to the store.
 
     ``lease`` names this claim's lease, unique per claim: only the claim that took a lease may
-    settle it (`Store.store_answer`, `Store.release`), never a later claim of the same call that
+    renew or settle it (`Store.renew`, `Store.store_answer`, `Store.release`), never a later claim of the same call that
     took it again after it expired."""
 
     token: str
@@ -163,6 +163,13 @@ class Store(Protocol):
     ) -> None:
         """The first call finished: replace its pending lease by ``answer``, kept ``ttl_ms``. Does
         nothing unless the lease is still this claim's (its ``lease``)."""
+        ...
+
+    async def renew(self, scope: str, claim: IdempotencyClaim) -> bool:
+        """The claim's call still runs: its pending lease lasts ``claim.lease_ms`` more from now, so
+        that a retry keeps being told LastTokenProcessing however long the call takes. True if
+        renewed; False, changing nothing, once the lease is not this claim's pending one any more (it
+        expired, was taken again by a retry, was released, or already holds the answer)."""
         ...
 
     async def release(self, scope: str, claim: IdempotencyClaim) -> None:

@@ -225,6 +225,15 @@ class MemoryStore:
             done = _Lease(lease.owner, lease.fingerprint, lease.lease, answer)
             self._leases.put(key, now + max(1, ttl_ms) * 1000, now, done)
 
+    async def renew(self, scope: str, claim: IdempotencyClaim) -> bool:
+        now = self._clock()
+        key = _scoped(scope, claim.token)
+        lease = self._leases.get(key, now)
+        if lease is None or lease.answer is not None or lease.lease != claim.lease:
+            return False
+        self._leases.put(key, now + max(1, claim.lease_ms) * 1000, now, lease)
+        return True
+
     async def release(self, scope: str, claim: IdempotencyClaim) -> None:
         now = self._clock()
         key = _scoped(scope, claim.token)

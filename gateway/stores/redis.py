@@ -5,6 +5,7 @@ Key layout (``prefix`` defaults to ``gw``; ``{...}`` is the Redis Cluster hash t
     gw:{<scope>}:n:<nonce>     nonce claim            SET PX nonce_ttl
     gw:{<scope>}:q:<key>       quota "window:used"    SET PX until the window ends, then KEEPTTL
     gw:{<scope>}:i:<token>     idempotency hash       state p(ending)/d(one), owner, fp, lease[, answer]
+                                                      PX lease, renewed while the call runs, then answer TTL
     gw:{<scope>}:c:<lease>     lease cancelled        SET PX lease, by a release ahead of its admit
     gw:{<scope>}:h             nonce history since    SET PX 7 days, when first missing (ms)
     gw:{f:<key>}               flow-control GCRA TAT  SET PX until the TAT has passed
@@ -133,6 +134,7 @@ class RedisStore:
         self._refund = client.register_script(_script_text("refund_flow.lua"))
         self._store_answer = client.register_script(_script_text("store_answer.lua"))
         self._release = client.register_script(_script_text("release.lua"))
+        self._renew = client.register_script(_script_text("renew.lua"))
         self._run_id = ""  # INFO's run_id of the first server life this store talked to
         self._pending = PendingReleases(self._release_now)
 
@@ -255,6 +257,11 @@ class RedisStore:
         key = f"{self._tag(scope)}:i:{claim.token}"
         args: list[Arg] = [claim.lease, ttl_ms, answer.status, answer.content_type, answer.body]
         await self._run(self._store_answer, "store_answer", [key], args)
+
+    async def renew(self, scope: str, claim: IdempotencyClaim) -> bool:
+        key = f"{self._tag(scope)}:i:{claim.token}"
+        reply = await self._run(self._renew, "renew", [key], [claim.lease, claim.lease_ms])
+        return int(reply) == 1
 
     async def release(self, scope: str, claim: IdempotencyClaim) -> None:
         try:
