@@ -21,6 +21,7 @@ from gateway.resources import PolicyResolver, ResourceResolver
 from gateway.respond import Responder, send_error, send_stored
 from gateway.settings import Settings
 from gateway.stores import Store, StoredAnswer, StoreUnavailable, open_store
+from gateway.target import check_target
 
 log = logging.getLogger("gateway")
 
@@ -98,6 +99,7 @@ class GatewayMiddleware:
         try:
             error: GatewayError | None = None
             try:
+                check_target(scope)  # before any layer: a refused target costs no nonce or quota
                 for layer in self.layers:
                     pending = layer.check(ctx)
                     if pending is not None:

@@ -97,9 +97,12 @@ class ProxyApp:
         parts = urlsplit(settings.upstream_url or "")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SettingsError(f"GATEWAY_UPSTREAM_URL={settings.upstream_url!r}: must be an http(s) URL")
+        # The upstream's userinfo is not used (nor ever taken from a request): only scheme and authority.
         netloc = parts.netloc.rpartition("@")[2]
         self.base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
         self.host = netloc
+        self.origin = URL.build(scheme=parts.scheme, authority=netloc, encoded=True)
+        self.prefix = parts.path.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(
             total=None,
             connect=settings.upstream_connect_timeout,  # a free pooled connection, or a new one
@@ -153,11 +156,17 @@ class ProxyApp:
             await session.close()
 
     def _url(self, scope: Scope) -> URL:
-        path = scope.get("raw_path") or scope["path"].encode()
-        query = scope.get("query_string", b"")
-        target = path + b"?" + query if query else path
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        origin = self.origin
+        if not path.startswith("/"):  # gateway.target refuses these first; never joined to the authority
+            raise GatewayError(Err.INTERNAL_ERROR)
+        # Built from parts, never by joining strings: nothing in the target can become the authority.
         # encoded=True: the path and query go out byte for byte as received (the signature covers them).
-        return URL(self.base + target.decode("latin-1"), encoded=True)
+        url = URL.build(scheme=origin.scheme, authority=origin.raw_authority, path=self.prefix + path,
+                        query_string=scope.get("query_string", b"").decode("latin-1"), encoded=True)
+        if url.raw_authority != origin.raw_authority:
+            raise GatewayError(Err.INTERNAL_ERROR)
+        return url
 
     def _headers(self, scope: Scope) -> list[tuple[str, str]]:
         raw: list[tuple[bytes, bytes]] = scope["headers"]
