@@ -87,6 +87,11 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 await self.app(scope, receive, self._closing_store(send))
+            elif scope["type"] == "websocket":
+                # No check of the chain applies to a websocket: refused before it is accepted, as
+                # ProxyApp does, or middleware mode would be the weaker one.
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})
             else:
                 await self.app(scope, receive, send)
             return
