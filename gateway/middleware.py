@@ -13,6 +13,7 @@ from gateway.accesslog import log_request, redact_uvicorn_access_log
 from gateway.chain import build_chain
 from gateway.context import RequestContext
 from gateway.errors import Err, GatewayError
+from gateway.forwarded import ClientAddress, forwarded_headers
 from gateway.identity import downstream_headers
 from gateway.layers.parse import ClientDisconnected, guess_format
 from gateway.ops import OpsApp
@@ -79,6 +80,7 @@ class GatewayMiddleware:
         resolver = resolver if resolver is not None else PolicyResolver(policy)
         self.layers = build_chain(settings, policy, self.store, resolver)
         self.ops = OpsApp(settings.ops_prefix, self.store)
+        self.client_address = ClientAddress(settings.trusted_proxies)
         # The access log and the metrics watch every request; callers may add their own observers.
         self.observers = (*((log_request,) if settings.access_log else ()), metrics.observe,
                           *(o for o in observers if o is not metrics.observe))
@@ -132,7 +134,7 @@ class GatewayMiddleware:
 
     async def _forward(self, ctx: RequestContext, scope: Scope, send: Send) -> None:
         responder = Responder(ctx, send, keep=self._keeper(ctx))
-        downstream = {**scope, "headers": downstream_headers(ctx, scope["headers"]), "gateway": ctx}
+        downstream = self._downstream(ctx, scope)
         escaped: BaseException | None = None  # settled first, then raised on: a finally, without its await
         try:
             error: GatewayError | None = None
@@ -155,6 +157,19 @@ class GatewayMiddleware:
             await self._settle_token(ctx, responder)
         if escaped is not None:
             raise escaped
+
+    def _downstream(self, ctx: RequestContext, scope: Scope) -> Scope:
+        """The scope the service gets: the gateway's identity and client-IP headers, and its client."""
+        address = self.client_address.of(scope)
+        host = ctx.headers.get("host")
+        forwarded = forwarded_headers(address, scope.get("scheme", "http"),
+                                      None if host is None else host.encode("latin-1"))
+        downstream = {**scope, "headers": downstream_headers(ctx, scope["headers"], forwarded), "gateway": ctx}
+        peer = scope.get("client")
+        if address is not None and (peer is None or peer[0] != address):
+            # request.client must agree with X-Forwarded-For: a trusted proxy's client has no known port.
+            downstream["client"] = (address, 0)
+        return downstream
 
     def _keeper(self, ctx: RequestContext) -> Callable[[StoredAnswer], Awaitable[None]] | None:
         """Stores a ClientToken's answer for replay; None when the request holds no token."""
