@@ -345,3 +345,17 @@ def test_v3_signed_for_the_decoded_path_is_refused_on_an_encoded_slash(gw: tuple
     assert (status, _code(body)) == (400, "InvalidParameter"), body
     status, body = _raw(url, b"/svc/a/b", head)  # same signature, nonce unspent
     assert status == 200, body
+
+
+def test_gateway_serve_refuses_absolute_form_targets(upstream: tuple[str, Echo]) -> None:
+    # uvicorn hands the app only "/echo" of "http://evil.example/echo": the protocol keeps the target.
+    env = serve_env(GATEWAY_CONFIG=str(DATA / "policy.toml"), GATEWAY_UPSTREAM_URL=upstream[0],
+                    GATEWAY_ACCESS_LOG="false")
+    params = query(signed_params("DescribeEcho")).encode()
+    with gateway_serve(env, ["--log-level", "warning"]) as served:
+        status, body = _raw(served.url, b"http://evil.example/echo?" + params)
+        assert (status, _code(body)) == (400, "InvalidParameter"), body
+        status, body = _raw(served.url, b"*@evil.example/echo?" + params)
+        assert (status, _code(body)) == (400, "InvalidParameter"), body
+        status, body = _raw(served.url, b"/echo?" + params)  # the nonce was not spent
+        assert status == 200, body
