@@ -35,10 +35,14 @@ _FOLD = bytes(
     byte + 32 if 65 <= byte <= 90 else byte if 97 <= byte <= 122 or 48 <= byte <= 57 else 45 for byte in range(256)
 )
 _OWNED_EXACT = CLIENT_IP_HEADERS | {REQUEST_ID}
-# Verdicts by name as received: a request's names are a handful of well-known ones, so the fold runs
-# once per distinct name; bounded, because names are the client's to choose.
-_VERDICTS: dict[bytes, bool] = {}
+# What to do with a client's header, by name as received: keep it, drop it (the gateway owns it), or
+# keep a Connection header without the tokens naming owned headers (a proxy wrapped by the gateway
+# would drop those after the gateway wrote them). A request's names are a handful of well-known ones,
+# so the fold runs once per distinct name; bounded, because names are the client's to choose.
+KEEP, OWNED, CONNECTION = 0, 1, 2
+_VERDICTS: dict[bytes, int] = {}
 _VERDICTS_SIZE = 4096
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"Keep-Alive", b"Close"})
 
 
 def fold(name: bytes) -> bytes:
@@ -46,16 +50,27 @@ def fold(name: bytes) -> bytes:
     return name.translate(_FOLD).strip(b"-")
 
 
-def is_owned(name: bytes) -> bool:
-    """True for a header only the gateway may write (``X_Gateway_Account_Id`` as much as the real one)."""
+def _verdict(name: bytes) -> int:
     verdict = _VERDICTS.get(name)
     if verdict is None:
         folded = fold(name)
-        verdict = folded.startswith(PREFIX) or folded in _OWNED_EXACT
+        owned = folded.startswith(PREFIX) or folded in _OWNED_EXACT
+        verdict = OWNED if owned else CONNECTION if name.lower() == b"connection" else KEEP
         if len(_VERDICTS) >= _VERDICTS_SIZE:
             _VERDICTS.clear()
         _VERDICTS[name] = verdict
     return verdict
+
+
+def is_owned(name: bytes) -> bool:
+    """True for a header only the gateway may write (``X_Gateway_Account_Id`` as much as the real one)."""
+    return _verdict(name) == OWNED
+
+
+def _connection(value: bytes) -> bytes:
+    if value in _PLAIN_CONNECTION:
+        return value
+    return b", ".join([token.strip() for token in value.split(b",") if not is_owned(token.strip())])
 
 
 # The identity headers of one access key never change: built once per key.
@@ -85,9 +100,11 @@ def client_headers(raw: Headers) -> Headers:
     for name, value in raw:
         verdict = verdicts.get(name)
         if verdict is None:
-            verdict = is_owned(name)
-        if not verdict:
+            verdict = _verdict(name)
+        if verdict == KEEP:
             kept.append((name, value))
+        elif verdict == CONNECTION:
+            kept.append((name, _connection(value)))
     return kept
 
 

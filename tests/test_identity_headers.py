@@ -27,6 +27,12 @@ def test_other_headers_are_the_clients(name: bytes) -> None:
     assert not is_owned(name)
 
 
+def test_connection_loses_the_tokens_naming_owned_headers() -> None:
+    raw = [(b"connection", b"keep-alive, X_Gateway_Sub_User,x-real-ip , x-hop")]
+    assert client_headers(raw) == [(b"connection", b"keep-alive, x-hop")]
+    assert client_headers([(b"connection", b"close")]) == [(b"connection", b"close")]
+
+
 def test_fold_is_what_the_most_eager_server_reads() -> None:
     assert fold(b"X_Gateway.Account!Id") == b"x-gateway-account-id"
 

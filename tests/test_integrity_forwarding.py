@@ -163,6 +163,9 @@ def test_connection_cannot_drop_identity_headers(gw: tuple[str, Echo]) -> None:
     assert headers["x-acs-request-id"] == [seen["RequestId"]]
     assert headers["x-forwarded-for"] == headers["x-real-ip"] == ["127.0.0.1"]
     assert len(headers["forwarded"]) == 1
+    # Nor may a proxy behind the gateway (or the wrapped app) be told to drop them.
+    for value in headers.get("connection", []):
+        assert {token.strip() for token in value.split(",")} <= {"keep-alive", "content-type"}, value
 
 
 # Item 2 ------------------------------------------------------------------------------------------
