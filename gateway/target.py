@@ -48,5 +48,6 @@ def _check_path(raw: bytes) -> None:
         raise BadInput("path is not valid UTF-8") from None
     if _CONTROL.search(path):
         raise BadInput("path holds a control character")
-    if any(segment in (".", "..") for segment in path.split("/")):
+    # "..;x" too: servlet containers drop a segment's ";" parameters, then see a dot segment.
+    if any(segment.partition(";")[0] in (".", "..") for segment in path.split("/")):
         raise BadInput("path holds a dot segment")

@@ -79,13 +79,15 @@ def test_connection_never_drops_what_the_gateway_checked_or_wrote() -> None:
 
 @pytest.mark.parametrize("raw", [
     b"*", b"*@127.0.0.1:9/x", b"//evil/x", b"a/b", b"", b"/a%2Fb", b"/a%2fb", b"/a\\b", b"/a%5cb", b"/./a", b"/a/..",
-    b"/a/%2E%2E/b", b"/a/.%2e", b"/a%FF", b"/%C3", b"/a%00", b"/a%0d%0a", b"/a%7f", b"/a\x00b",
+    b"/a/%2E%2E/b", b"/a/.%2e", b"/a/..;/b", b"/a/.;x", b"/a/..%3B/b",
+    b"/a%FF", b"/%C3", b"/a%00", b"/a%0d%0a", b"/a%7f", b"/a\x00b",
 ])
 def test_refused_targets(raw: bytes) -> None:
     with pytest.raises(BadInput):
         check_target({"raw_path": raw, "path": raw.decode("latin-1")})
 
 
-@pytest.mark.parametrize("raw", [b"/", b"/a/b", b"/a%20b", b"/caf%C3%A9", b"/.well-known/x", b"/a..b/...", b"/a./b"])
+@pytest.mark.parametrize("raw", [b"/", b"/a/b", b"/a%20b", b"/caf%C3%A9", b"/.well-known/x", b"/a..b/...", b"/a./b",
+                                 b"/a;x/b"])
 def test_accepted_targets(raw: bytes) -> None:
     check_target({"raw_path": raw, "path": raw.decode("latin-1")})
