@@ -65,6 +65,9 @@ def serve(args: argparse.Namespace) -> int:
         workers=settings.workers,
         log_level=settings.log_level,
         access_log=False,  # uvicorn's line prints the query, Signature included; ours replaces it
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 and rewrite the client: the gateway
+        # applies GATEWAY_TRUSTED_PROXIES itself (gateway.forwarded), one rule in both modes.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
     )
     return 0

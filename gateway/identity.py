@@ -1,7 +1,11 @@
 """Who is calling, told to the service behind the gateway: in ``scope["gateway"]`` and in headers.
 
-Headers of this family arriving from the client are dropped before anything else reads them, so
-nobody can claim an identity the gateway did not establish.
+The gateway owns a family of headers: its identity headers (``x-gateway-*``), the request id and the
+client-IP headers (`gateway.forwarded`). A client's copy of any of them is dropped before the service
+sees the request, in every spelling a server or framework could fold into the same name: WSGI and
+CGI servers turn ``-`` into ``_`` (``HTTP_X_GATEWAY_ACCOUNT_ID``), some turn every other character
+too, and all of them ignore case. Then the gateway writes its own, so nobody can claim an identity
+or an address the gateway did not establish.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from collections.abc import Callable
 from types import MappingProxyType
 
 from gateway.context import RequestContext
+from gateway.forwarded import CLIENT_IP_HEADERS, Headers
 from gateway.memo import PerObjects
 
 PREFIX = b"x-gateway-"
@@ -24,17 +29,55 @@ HEADERS: MappingProxyType[bytes, Callable[[RequestContext], str | None]] = Mappi
     REQUEST_ID: lambda ctx: ctx.request_id,
 })
 
+# Lower-case letters and digits stay; every other byte folds to "-", the way the most eager servers
+# fold names into variables (Apache's CGI environment turns any non-alphanumeric byte into "_").
+_FOLD = bytes(
+    byte + 32 if 65 <= byte <= 90 else byte if 97 <= byte <= 122 or 48 <= byte <= 57 else 45 for byte in range(256)
+)
+_OWNED_EXACT = CLIENT_IP_HEADERS | {REQUEST_ID}
+# What to do with a client's header, by name as received: keep it, drop it (the gateway owns it), or
+# keep a Connection header without the tokens naming owned headers (a proxy wrapped by the gateway
+# would drop those after the gateway wrote them). A request's names are a handful of well-known ones,
+# so the fold runs once per distinct name; bounded, because names are the client's to choose.
+KEEP, OWNED, CONNECTION = 0, 1, 2
+_VERDICTS: dict[bytes, int] = {}
+_VERDICTS_SIZE = 4096
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"Keep-Alive", b"Close"})
 
-def is_spoofable(name: bytes) -> bool:
-    # ASGI servers give header names lower-cased already; lower() again only for hand-made scopes.
-    return name[:10].lower() == PREFIX or name.lower() == REQUEST_ID
+
+def fold(name: bytes) -> bytes:
+    """``name`` as the server folding the most would read it: lower case, ``-`` for any other byte."""
+    return name.translate(_FOLD).strip(b"-")
+
+
+def _verdict(name: bytes) -> int:
+    verdict = _VERDICTS.get(name)
+    if verdict is None:
+        folded = fold(name)
+        owned = folded.startswith(PREFIX) or folded in _OWNED_EXACT
+        verdict = OWNED if owned else CONNECTION if name.lower() == b"connection" else KEEP
+        if len(_VERDICTS) >= _VERDICTS_SIZE:
+            _VERDICTS.clear()
+        _VERDICTS[name] = verdict
+    return verdict
+
+
+def is_owned(name: bytes) -> bool:
+    """True for a header only the gateway may write (``X_Gateway_Account_Id`` as much as the real one)."""
+    return _verdict(name) == OWNED
+
+
+def _connection(value: bytes) -> bytes:
+    if value in _PLAIN_CONNECTION:
+        return value
+    return b", ".join([token.strip() for token in value.split(b",") if not is_owned(token.strip())])
 
 
 # The identity headers of one access key never change: built once per key.
-_BY_KEY: PerObjects[list[tuple[bytes, bytes]]] = PerObjects()
+_BY_KEY: PerObjects[Headers] = PerObjects()
 
 
-def _identity(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+def _identity(ctx: RequestContext) -> Headers:
     key = ctx.key
     cached = _BY_KEY.get(key)
     if cached is not None:
@@ -50,9 +93,26 @@ def _identity(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
     return headers if key is None else _BY_KEY.put(headers, key)
 
 
-def downstream_headers(ctx: RequestContext, raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The client's headers minus any identity claim, plus the identity the gateway established."""
-    headers = [(name, value) for name, value in raw if not is_spoofable(name)]
+def client_headers(raw: Headers) -> Headers:
+    """The client's headers minus every one the gateway owns, in any spelling."""
+    verdicts = _VERDICTS
+    kept = []
+    for name, value in raw:
+        verdict = verdicts.get(name)
+        if verdict is None:
+            verdict = _verdict(name)
+        if verdict == KEEP:
+            kept.append((name, value))
+        elif verdict == CONNECTION:
+            kept.append((name, _connection(value)))
+    return kept
+
+
+def downstream_headers(ctx: RequestContext, raw: Headers, forwarded: Headers) -> Headers:
+    """The client's headers minus any claim of the gateway's, plus the identity the gateway established
+    and its ``forwarded`` client-IP headers (`gateway.forwarded.forwarded_headers`)."""
+    headers = client_headers(raw)
     headers.extend(_identity(ctx))
     headers.append((REQUEST_ID, ctx.request_id.encode()))
+    headers.extend(forwarded)
     return headers

@@ -13,6 +13,7 @@ from gateway.accesslog import log_request, redact_uvicorn_access_log
 from gateway.chain import build_chain
 from gateway.context import RequestContext
 from gateway.errors import Err, GatewayError
+from gateway.forwarded import ClientAddress, forwarded_headers
 from gateway.identity import downstream_headers
 from gateway.layers.parse import ClientDisconnected, guess_format
 from gateway.ops import OpsApp
@@ -22,6 +23,7 @@ from gateway.respond import Responder, send_error, send_stored
 from gateway.settings import Settings
 from gateway.stores import Store, StoredAnswer, StoreUnavailable, open_store
 from gateway.stores.renewal import LeaseRenewal
+from gateway.target import check_target
 
 log = logging.getLogger("gateway")
 
@@ -79,6 +81,7 @@ class GatewayMiddleware:
         resolver = resolver if resolver is not None else PolicyResolver(policy)
         self.layers = build_chain(settings, policy, self.store, resolver)
         self.ops = OpsApp(settings.ops_prefix, self.store)
+        self.client_address = ClientAddress(settings.trusted_proxies)
         # The access log and the metrics watch every request; callers may add their own observers.
         self.observers = (*((log_request,) if settings.access_log else ()), metrics.observe,
                           *(o for o in observers if o is not metrics.observe))
@@ -87,6 +90,11 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 await self.app(scope, receive, self._closing_store(send))
+            elif scope["type"] == "websocket":
+                # No check of the chain applies to a websocket: refused before it is accepted, as
+                # ProxyApp does, or middleware mode would be the weaker one.
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})
             else:
                 await self.app(scope, receive, send)
             return
@@ -99,6 +107,7 @@ class GatewayMiddleware:
         try:
             error: GatewayError | None = None
             try:
+                check_target(scope)  # before any layer: a refused target costs no nonce or quota
                 for layer in self.layers:
                     pending = layer.check(ctx)
                     if pending is not None:
@@ -127,7 +136,7 @@ class GatewayMiddleware:
     async def _forward(self, ctx: RequestContext, scope: Scope, send: Send) -> None:
         renewal = self._renewal(ctx)
         responder = Responder(ctx, send, keep=self._keeper(ctx, renewal))
-        downstream = {**scope, "headers": downstream_headers(ctx, scope["headers"]), "gateway": ctx}
+        downstream = self._downstream(ctx, scope)
         escaped: BaseException | None = None  # settled first, then raised on: a finally, without its await
         try:
             error: GatewayError | None = None
@@ -152,6 +161,19 @@ class GatewayMiddleware:
             await self._settle_token(ctx, responder, renewal)
         if escaped is not None:
             raise escaped
+
+    def _downstream(self, ctx: RequestContext, scope: Scope) -> Scope:
+        """The scope the service gets: the gateway's identity and client-IP headers, and its client."""
+        address = self.client_address.of(scope)
+        host = ctx.headers.get("host")
+        forwarded = forwarded_headers(address, scope.get("scheme", "http"),
+                                      None if host is None else host.encode("latin-1"))
+        downstream = {**scope, "headers": downstream_headers(ctx, scope["headers"], forwarded), "gateway": ctx}
+        peer = scope.get("client")
+        if address is not None and (peer is None or peer[0] != address):
+            # request.client must agree with X-Forwarded-For: a trusted proxy's client has no known port.
+            downstream["client"] = (address, 0)
+        return downstream
 
     def _renewal(self, ctx: RequestContext) -> LeaseRenewal | None:
         """Keeps an admitted ClientToken's lease while the call runs; None when it holds no token."""

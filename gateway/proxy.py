@@ -27,6 +27,8 @@ except ImportError as exc:  # pragma: no cover - the optional extra is missing
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.errors import Err, GatewayError
+from gateway.forwarded import ClientAddress, Headers, forwarded_headers
+from gateway.identity import client_headers, is_owned
 from gateway.settings import Settings, SettingsError
 
 log = logging.getLogger("gateway.proxy")
@@ -35,8 +37,11 @@ log = logging.getLogger("gateway.proxy")
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade"})
 #: Request headers the proxy writes itself, or drops: the body is already in hand, so there is
 #: nothing to ``expect: 100-continue`` for.
-REWRITTEN = frozenset({b"host", b"content-length", b"accept-encoding", b"expect", b"x-forwarded-proto",
-                       b"x-forwarded-host"})
+REWRITTEN = frozenset({b"host", b"content-length", b"accept-encoding", b"expect"})
+_REQUEST_DROPPED = HOP_BY_HOP | REWRITTEN
+#: Headers the gateway checked or wrote, which a client's ``Connection`` must not strip from what the
+#: service reads (besides the gateway-owned family, `gateway.identity.is_owned`, and ``x-acs-*``).
+CHECKED = frozenset({b"authorization", b"content-type", b"content-encoding"})
 #: Upstream answer headers not relayed: uvicorn writes its own date and server (two of each
 #: otherwise, as nginx avoids too), and the gateway's request id is the one the caller gets.
 NOT_RELAYED = frozenset({b"date", b"server", b"x-acs-request-id"})
@@ -60,6 +65,20 @@ def _dropped(raw: list[tuple[bytes, bytes]], extra: frozenset[bytes]) -> frozens
     named = {token.strip().lower() for name, value in raw if name.lower() == b"connection"
              for token in value.split(b",")}
     return HOP_BY_HOP | extra | named
+
+
+def _request_dropped(raw: Headers) -> frozenset[bytes]:
+    # RFC 9110 lets Connection name headers for this hop only; never one the checks read or the
+    # gateway wrote, or a client could make the service see a request other than the one checked.
+    named = {token.strip().lower() for name, value in raw if name.lower() == b"connection"
+             for token in value.split(b",")}
+    if named <= _REQUEST_DROPPED:  # "keep-alive", the common case
+        return _REQUEST_DROPPED
+    return _REQUEST_DROPPED.union(token for token in named if not _end_to_end(token))
+
+
+def _end_to_end(name: bytes) -> bool:
+    return name in CHECKED or name.startswith(b"x-acs-") or is_owned(name)
 
 
 def _forwardable(name: bytes, dropped: frozenset[bytes]) -> bool:
@@ -97,9 +116,13 @@ class ProxyApp:
         parts = urlsplit(settings.upstream_url or "")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SettingsError(f"GATEWAY_UPSTREAM_URL={settings.upstream_url!r}: must be an http(s) URL")
+        # The upstream's userinfo is not used (nor ever taken from a request): only scheme and authority.
         netloc = parts.netloc.rpartition("@")[2]
         self.base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
         self.host = netloc
+        self.origin = URL.build(scheme=parts.scheme, authority=netloc, encoded=True)
+        self.prefix = parts.path.rstrip("/")
+        self.client_address = ClientAddress(settings.trusted_proxies)
         self.timeout = aiohttp.ClientTimeout(
             total=None,
             connect=settings.upstream_connect_timeout,  # a free pooled connection, or a new one
@@ -153,30 +176,33 @@ class ProxyApp:
             await session.close()
 
     def _url(self, scope: Scope) -> URL:
-        path = scope.get("raw_path") or scope["path"].encode()
-        query = scope.get("query_string", b"")
-        target = path + b"?" + query if query else path
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        origin = self.origin
+        if not path.startswith("/"):  # gateway.target refuses these first; never joined to the authority
+            raise GatewayError(Err.INTERNAL_ERROR)
+        # Built from parts, never by joining strings: nothing in the target can become the authority.
         # encoded=True: the path and query go out byte for byte as received (the signature covers them).
-        return URL(self.base + target.decode("latin-1"), encoded=True)
+        url = URL.build(scheme=origin.scheme, authority=origin.raw_authority, path=self.prefix + path,
+                        query_string=scope.get("query_string", b"").decode("latin-1"), encoded=True)
+        if url.raw_authority != origin.raw_authority:
+            raise GatewayError(Err.INTERNAL_ERROR)
+        return url
 
     def _headers(self, scope: Scope) -> list[tuple[str, str]]:
-        raw: list[tuple[bytes, bytes]] = scope["headers"]
-        dropped = _dropped(raw, REWRITTEN)
+        raw: Headers = scope["headers"]
+        if scope.get("gateway") is None:
+            # Not behind GatewayMiddleware, which has already replaced the headers the gateway owns.
+            host = next((value for name, value in raw if name == b"host"), None)
+            raw = client_headers(raw) + forwarded_headers(self.client_address.of(scope),
+                                                          scope.get("scheme", "http"), host)
+        dropped = _request_dropped(raw)
         headers = [(name.decode("latin-1"), _text(value))
                    for name, value in raw if _forwardable(name, dropped)]
-        client = scope.get("client")
-        original_host = next((value for name, value in raw if name == b"host"), None)
         headers += [
             ("host", self.host),
             # The Responder re-renders JSON answers, so they must come back uncompressed.
             ("accept-encoding", "identity"),
-            ("x-forwarded-proto", scope.get("scheme", "http")),
         ]
-        if original_host is not None:
-            headers.append(("x-forwarded-host", _text(original_host)))
-        if client:
-            # Appended to any X-Forwarded-For the client sent, which the upstream may or may not trust.
-            headers.append(("x-forwarded-for", client[0]))
         return headers
 
     async def _relay(self, response: aiohttp.ClientResponse, receive: Receive, send: Send,

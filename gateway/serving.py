@@ -152,6 +152,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._head_bytes = None
         self._stop_waiting()
         super().on_headers_complete()
+        if self.url[:1] != b"/" and "raw_path" in self.scope:
+            # An absolute-form target ("http://host/x"): uvicorn gives the app its path alone, and
+            # gateway.target, which admits origin-form only, must see what was sent. The app's task
+            # has only been created, not run: it reads the scope after this.
+            self.scope["raw_path"] = self.url.partition(b"?")[0]
 
     def on_message_complete(self) -> None:
         # What follows in the stream is the next head. Counting restarts with the next read: bytes of
