@@ -71,6 +71,10 @@ class ParseLayer:
         if "content-encoding" in headers and headers["content-encoding"].strip().lower() != "identity":
             # A service (aiohttp) would decompress what the gateway parsed as it came.
             raise BadInput("a request Content-Encoding is not supported")
+        if "," in headers.get("content-type", ""):
+            # Two Content-Type headers, folded: services pick the first, the last, or refuse (aiohttp),
+            # even on an empty body.
+            raise BadInput("Content-Type given more than once")
         declared = headers.get("content-length")
         if declared is not None:
             # ASCII digits only, and short: int() of thousands of leading zeros raises ValueError.
