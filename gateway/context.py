@@ -59,10 +59,17 @@ class RequestContext:
     code: str = "OK"
     status: int = 0
     store_error: bool = False  # the store could not be reached for this request
+    head_too_large: bool = False  # headers over GATEWAY_MAX_HEADER_BYTES: left unread, to be refused
 
     @classmethod
-    def start(cls, scope: Scope, receive: Receive, default_format: str, host_id: str | None) -> RequestContext:
+    def start(cls, scope: Scope, receive: Receive, default_format: str, host_id: str | None,
+              max_header_bytes: int | None = None) -> RequestContext:
+        """The context of one request. Headers over ``max_header_bytes`` (names, values and 4 bytes a
+        line, as on the wire) are not read: the context is marked ``head_too_large`` for refusal."""
         raw = scope["headers"]
+        too_large = len(raw) > FEW_HEADERS and max_header_bytes is not None and _head_size(raw) > max_header_bytes
+        if too_large:
+            raw = []
         headers = {name.lower().decode("latin-1"): value.decode("latin-1") for name, value in raw}
         if len(headers) != len(raw):
             headers = _folded(raw)
@@ -76,6 +83,7 @@ class RequestContext:
             format=default_format,
             receive=receive,
             query_string=scope.get("query_string", b""),
+            head_too_large=too_large,
         )
 
     @property
@@ -113,13 +121,23 @@ _VARIANT = {digit: "89AB"[int(digit, 16) & 3] for digit in "0123456789ABCDEF"}
 os.register_at_fork(after_in_child=_UNUSED_IDS.clear)
 
 
+#: Up to this many headers a request's head is not measured: folding them costs little whatever their
+#: size, and summing sizes on every request would cost more than the rest of `RequestContext.start`.
+#: Past it (a head of thousands of small headers) it is measured before anything else reads it.
+FEW_HEADERS = 64
+
+
+def _head_size(raw: list[tuple[bytes, bytes]]) -> int:
+    return sum(len(name) + len(value) + 4 for name, value in raw)  # "name: value\r\n"
+
+
 def _folded(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    # Repeated headers fold into one, as RFC 9110 allows; a signed header is compared folded.
-    headers: dict[str, str] = {}
+    # Repeated headers fold into one, as RFC 9110 allows; a signed header is compared folded. Joined
+    # once per name: joining as they come copies the growing value each time (quadratic).
+    values: dict[str, list[str]] = {}
     for raw_name, raw_value in raw:
-        name, value = raw_name.lower().decode("latin-1"), raw_value.decode("latin-1")
-        headers[name] = f"{headers[name]},{value}" if name in headers else value
-    return headers
+        values.setdefault(raw_name.lower().decode("latin-1"), []).append(raw_value.decode("latin-1"))
+    return {name: ",".join(parts) for name, parts in values.items()}
 
 
 @functools.lru_cache(maxsize=256)

@@ -17,6 +17,7 @@ from gateway.forwarded import ClientAddress, forwarded_headers
 from gateway.identity import downstream_headers
 from gateway.layers.parse import ClientDisconnected, guess_format
 from gateway.ops import OpsApp
+from gateway.parsing import BadInput
 from gateway.policy import DEMO_POLICY, Policy, load_policy
 from gateway.resources import PolicyResolver, ResourceResolver
 from gateway.respond import Responder, send_error, send_stored
@@ -102,11 +103,14 @@ class GatewayMiddleware:
             await self.ops(scope, receive, send)
             return
         settings = self.settings
-        ctx = RequestContext.start(scope, receive, settings.default_format, settings.host_id)
+        ctx = RequestContext.start(scope, receive, settings.default_format, settings.host_id,
+                                   settings.max_header_bytes)
         # No await inside an except or finally block, here and in _forward (see the note above the class).
         try:
             error: GatewayError | None = None
             try:
+                if ctx.head_too_large:  # `gateway serve` answers 431 first; another server may not bound heads
+                    raise BadInput("request headers larger than GATEWAY_MAX_HEADER_BYTES")
                 check_target(scope)  # before any layer: a refused target costs no nonce or quota
                 for layer in self.layers:
                     pending = layer.check(ctx)

@@ -186,7 +186,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GATEWAY_MAX_HEADER_BYTES", "max_header_bytes", "65536", _int_min(1024),
              "Largest request head (request line and headers) `gateway serve` reads; a longer one gets 431."),
     Variable("GATEWAY_MAX_CONNECTIONS", "max_connections", "", _opt_int_min(1),
-             "Open connections per worker; past it the one waiting longest for a request head is closed. "
+             "Open connections per worker; past it one is closed: the one waiting longest for a request head "
+             "(or lingering after its answer), else the one stalled longest in its body, never one being answered. "
              "Unset: the descriptor limit (`ulimit -n`) less 128 (less a quarter, under 512)."),
     Variable("GATEWAY_GC_FREEZE", "gc_freeze", "true", _bool,
              "After start-up, exempt what is then alive (the policy, the code) from the garbage collector's "
