@@ -16,6 +16,7 @@ The exception tree::
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -43,7 +44,36 @@ class Entry:
     def message(self, params: Mapping[str, str] | None = None) -> str:
         if not self.defaults and not params:
             return self.template
-        return self.template.format_map({**self.defaults, **(params or {})})
+        if not params:
+            return self.template.format_map(self.defaults)
+        return self.template.format_map({**self.defaults, **{k: echo(v) for k, v in params.items()}})
+
+
+#: How much of a client's text a Message repeats: enough to recognise a parameter name.
+ECHO_LIMIT = 64
+# What a Message never carries raw: C0 and C1 controls and DEL (a CR/LF would split a log line or a
+# header that copies the Message), Unicode line and paragraph separators, bidirectional and
+# zero-width format characters (they reorder or hide what a reader sees), lone surrogates and the
+# two non-characters XML cannot carry; and the backslash, so that an escape is never ambiguous.
+_UNSAFE = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069"
+                     r"\ufeff\ud800-\udfff\ufffe\uffff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == "\\":
+        return "\\\\"
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def echo(text: str) -> str:
+    """Client-supplied ``text`` as a Message may repeat it: escaped as ``\\xNN``/``\\uNNNN``, and cut
+    after `ECHO_LIMIT` characters with ``...``."""
+    cut = text[:ECHO_LIMIT]
+    if _UNSAFE.search(cut) is not None:
+        cut = _UNSAFE.sub(_escaped, cut)
+    return cut + "..." if len(text) > ECHO_LIMIT else cut
 
 
 def _entry(code: str, status: int, template: str, meaning: str, **defaults: str) -> Entry:
