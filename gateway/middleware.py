@@ -124,13 +124,15 @@ class GatewayMiddleware:
                     log.exception("observer %r failed on request %s", observe, ctx.request_id)
 
     async def _forward(self, ctx: RequestContext, scope: Scope, send: Send) -> None:
-        responder = Responder(ctx, send, keep=self._keeper(ctx))
+        responder = Responder(ctx, send, keep=self._keeper(ctx), max_answer=self.settings.max_answer_bytes)
         downstream = {**scope, "headers": downstream_headers(ctx, scope["headers"]), "gateway": ctx}
         escaped: BaseException | None = None  # settled first, then raised on: a finally, without its await
         try:
             error: GatewayError | None = None
             try:
                 await self.app(downstream, self._replay(ctx), responder)
+                if responder.refused and not responder.started:  # the app swallowed the refusal
+                    error = GatewayError(Err.INTERNAL_ERROR)
             except GatewayError as exc:  # ApiError raised by the wrapped service
                 if responder.started:
                     log.error("request %s: %r raised after the answer started", ctx.request_id, exc)
