@@ -66,6 +66,11 @@ def _spliceable(raw: bytes) -> bool:
             and b"Infinity" not in raw)
 
 
+def _encoded(start: Message) -> bool:
+    return any(name.lower() == b"content-encoding" and value.strip().lower() != b"identity"
+               for name, value in start.get("headers", ()))
+
+
 @lru_cache(maxsize=64)  # a service answers with one or two content types
 def _is_json(content_type: bytes) -> bool:
     media = content_type.split(b";", 1)[0].strip().lower()
@@ -75,9 +80,9 @@ def _is_json(content_type: bytes) -> bool:
 class Responder:
     """The ``send`` given to the wrapped app for one request; ``started`` once anything went out.
 
-    JSON answers (without a Content-Encoding) are held until complete, then rendered in the
-    caller's format (`_render` says how). Anything else streams through untouched, with the request
-    id header added. With ``capture`` set, the final answer is kept for a ClientToken replay.
+    JSON answers are held until complete, then rendered in the caller's format (`_render` says how).
+    Anything else streams through untouched, with the request id header added. With ``capture`` set,
+    the final answer is kept for a ClientToken replay.
 
     A JSON answer larger than ``max_answer`` bytes is not held: the ``send`` that crosses the limit
     raises `GatewayError` (InternalError) into the app, nothing having been sent, and so does every
@@ -103,17 +108,13 @@ class Responder:
             raise GatewayError(Err.INTERNAL_ERROR)
         if message["type"] == "http.response.start":
             self.ctx.status = message["status"]
-            content_type, encoded = b"", False
+            content_type = b""
             for name, value in message.get("headers", ()):
-                lowered = name.lower()
-                if lowered == b"content-type":
+                if name.lower() == b"content-type":
                     content_type = value
-                elif lowered == b"content-encoding":
-                    encoded = value.strip().lower() != b"identity"
+                    break
             self._content_type = content_type.decode("latin-1")
-            # A compressed answer (an app's GZipMiddleware, an upstream ignoring our Accept-Encoding)
-            # cannot be rendered: it goes to the caller as it came, which its client can decode.
-            if _is_json(content_type) and not encoded:
+            if _is_json(content_type):
                 self._held = message  # nothing sent yet: a failure before the body can still be answered
                 return
             self.started = True
@@ -170,7 +171,9 @@ class Responder:
         becomes the standard error body. Any other document keeps its status and goes out as JSON,
         or in XML as the ``{Action}Response`` root's members (an object) or its ``Result`` (anything
         else; a success also gains the RequestId). An empty body goes as it came (a 204 has none);
-        a body that is not JSON is the service's fault, answered InternalError.
+        a body that is not JSON is the service's fault, answered InternalError, unless it has a
+        Content-Encoding (an app's GZipMiddleware, an upstream ignoring our Accept-Encoding): that one
+        goes as it came, for the caller's client to decode.
         """
         ctx = self.ctx
         status: int = start["status"]
@@ -185,17 +188,20 @@ class Responder:
         if not raw:
             await self._passthrough(start, raw)
             return
+        failure: str | None = None
         try:
-            body: bytes | None = self._document(status, parse_json(raw))
+            body = self._document(status, parse_json(raw))
         except (NotJson, RecursionError) as exc:  # RecursionError: nested past what the renderer follows
+            body, failure = raw, str(exc)
+        if failure is None:
+            await self._send_rendered(start, status, body)
+        elif _encoded(start):
+            await self._passthrough(start, raw)
+        else:
             log.error("request %s: the service's answer (status %d) is labelled JSON but is not JSON it can "
-                      "render (%s): answered InternalError", ctx.request_id, status, exc)
-            body = None
-        if body is None:
+                      "render (%s): answered InternalError", ctx.request_id, status, failure)
             await send_error(ctx, self.send, GatewayError(Err.INTERNAL_ERROR))
             self.started = True
-            return
-        await self._send_rendered(start, status, body)
 
     def _document(self, status: int, data: Any) -> bytes:
         ctx = self.ctx
