@@ -19,6 +19,9 @@ log = logging.getLogger("gateway.access")
 def log_request(ctx: RequestContext) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
+    # ASCII only: JSON escapes C0 controls anyway, but U+0085, U+2028 and U+2029 from a path would
+    # otherwise split one record for readers that split on Unicode line breaks (str.splitlines does),
+    # and a lone surrogate would fail the handler's UTF-8 encoding.
     log.info(json.dumps({
         "RequestId": ctx.request_id,
         "AccessKeyId": ctx.access_key_id,
@@ -28,7 +31,7 @@ def log_request(ctx: RequestContext) -> None:
         "method": ctx.method,
         "path": ctx.path,
         "duration_ms": round((time.perf_counter() - ctx.started) * 1000, 3),
-    }, ensure_ascii=False, separators=(",", ":")))
+    }, separators=(",", ":")))
 
 
 _SIGNATURE_VALUE = re.compile(r"(?<=[?&]Signature=)[^&\s]*")

@@ -139,7 +139,7 @@ class GatewayMiddleware:
 
     async def _forward(self, ctx: RequestContext, scope: Scope, send: Send) -> None:
         renewal = self._renewal(ctx)
-        responder = Responder(ctx, send, keep=self._keeper(ctx, renewal))
+        responder = Responder(ctx, send, keep=self._keeper(ctx, renewal), max_answer=self.settings.max_answer_bytes)
         downstream = self._downstream(ctx, scope)
         escaped: BaseException | None = None  # settled first, then raised on: a finally, without its await
         try:
@@ -148,6 +148,8 @@ class GatewayMiddleware:
                 if renewal is not None:  # here, so that _settle_token always stops it
                     renewal.start()
                 await self.app(downstream, self._replay(ctx), responder)
+                if responder.refused and not responder.started:  # the app swallowed the refusal
+                    error = GatewayError(Err.INTERNAL_ERROR)
             except GatewayError as exc:  # ApiError raised by the wrapped service
                 if responder.started:
                     log.error("request %s: %r raised after the answer started", ctx.request_id, exc)

@@ -212,18 +212,14 @@ class ProxyApp:
         start: Message = {"type": "http.response.start", "status": response.status,
                           "headers": [(name, value) for name, value in raw if _forwardable(name, dropped)]}
         content_type = next((value for name, value in raw if name.lower() == b"content-type"), b"")
-        if _is_json(content_type):
-            # The Responder holds a JSON answer whole to re-render it anyway; reading it before the
-            # answer starts keeps an upstream failing mid-body a clean ServiceUnavailable.
-            try:
-                body = await response.read()
-            except UPSTREAM_ERRORS as exc:
-                self._unavailable(request_id, exc)
-            await send(start)
-            await send({"type": "http.response.body", "body": body})
-            return
+        # The middleware's Responder holds a JSON answer until it is complete, refusing it past
+        # GATEWAY_MAX_ANSWER_BYTES (its send raises, which stops this loop): it is streamed all the same,
+        # never read whole here. Nothing has gone out while it is held, so an upstream failing
+        # mid-body is still a clean ServiceUnavailable.
+        held = _is_json(content_type)
         await send(start)
         gone = asyncio.ensure_future(_disconnected(receive))
+        failed: BaseException | None = None
         try:
             async for chunk in response.content.iter_any():
                 if gone.done():
@@ -231,10 +227,15 @@ class ProxyApp:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         except UPSTREAM_ERRORS as exc:
-            # Too late for an error answer: the response stays incomplete and uvicorn closes it.
-            log.warning("request %s: upstream failed mid-answer: %s", request_id, type(exc).__name__)
+            failed = exc
         finally:
             gone.cancel()
+        if failed is None:
+            return
+        if held:
+            self._unavailable(request_id, failed)
+        # Too late for an error answer: the response stays incomplete and uvicorn closes it.
+        log.warning("request %s: upstream failed mid-answer: %s", request_id, type(failed).__name__)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -2,11 +2,20 @@
 
 Exact bytes matter: the SDKs compare the content type as a string (``text/xml;charset=utf-8``, no
 space) and read fields by name, so bodies are compact and fields come in the documented order.
+
+A service's JSON is read by `parse_json` so that rendering it changes nothing it says: a number a
+Python float or int would alter (``1e999``, more digits than a double holds, an integer past the
+4,300-digit conversion limit) stays its decimal text (`Number`); ``NaN`` and ``±Infinity``, which
+Python's json writes by default but no JSON parser reads, become ``null`` in JSON and keep their token
+as XML text; a lone surrogate (``"\\ud800"``) goes out as that escape in JSON and as U+FFFD in XML,
+which cannot carry it at all.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -22,8 +31,116 @@ CONTENT_TYPES = {"XML": "text/xml;charset=utf-8", "JSON": "application/json;char
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
+class Number:
+    """A JSON number kept as the service wrote it, where a Python number would not say the same.
+
+    ``json`` is what a JSON answer carries: the text itself, or ``null`` for NaN and ±Infinity.
+    """
+
+    def __init__(self, text: str, json_text: str | None = None) -> None:
+        self.text = text
+        self.json = text if json_text is None else json_text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Number({self.text!r})"
+
+
+class NotJson(ValueError):
+    """A body labelled JSON that is not JSON (or is nested deeper than the parser goes)."""
+
+
+def _float(text: str) -> float | Number:
+    value = float(text)
+    # A float that prints back as the same text says the same thing; anything else (1e999 is inf,
+    # 0.1000000000000000055511 loses digits, 1.50 and 1E5 change spelling) keeps the service's text.
+    return value if repr(value) == text else Number(text)
+
+
+def _int(text: str) -> int | Number:
+    try:
+        return int(text)
+    except ValueError:  # longer than int's string-conversion limit (4,300 digits)
+        return Number(text)
+
+
+def _constant(token: str) -> Number:
+    # JSON has no NaN or Infinity: a JSON caller gets null, as JavaScript's JSON.stringify writes.
+    return Number(token, "null")
+
+
+def parse_json(raw: bytes) -> Any:
+    """The service's JSON document, numbers kept as `_float`, `_int` and `_constant` say; raises `NotJson`."""
+    try:
+        return json.loads(raw, parse_float=_float, parse_constant=_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise NotJson(str(exc)) from None
+    except RecursionError:
+        raise NotJson("nested deeper than the JSON parser goes") from None
+    except ValueError:
+        pass  # an integer past the conversion limit: parse again, with the hook that keeps its text
+    try:
+        return json.loads(raw, parse_int=_int, parse_float=_float, parse_constant=_constant)
+    except (ValueError, RecursionError) as exc:
+        raise NotJson(str(exc)) from None
+
+
+def _surrogate_escapes(exc: UnicodeError) -> tuple[str, int]:
+    # Only string literals can hold a lone surrogate: its JSON escape is valid there, and says the same.
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    return "".join(f"\\u{ord(c):04x}" for c in exc.object[exc.start:exc.end]), exc.end
+
+
+def _replacement_characters(exc: UnicodeError) -> tuple[bytes, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    # As bytes: the UTF-8 encoder takes only ASCII replacement text.
+    return "\ufffd".encode() * (exc.end - exc.start), exc.end
+
+
+#: UTF-8 encoding error handlers for lone surrogates, the only characters UTF-8 cannot encode.
+JSON_ERRORS, XML_ERRORS = "gateway-json-surrogates", "gateway-xml-surrogates"
+codecs.register_error(JSON_ERRORS, _surrogate_escapes)
+codecs.register_error(XML_ERRORS, _replacement_characters)
+
+
 def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON that every strict parser reads."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):  # a Number inside (or a float that is not finite): the slow way
+        text = _encode(value)
+    return text.encode("utf-8", JSON_ERRORS)
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_compact(str(k))}:{_encode(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join([_encode(v) for v in value]) + "]"
+    if isinstance(value, Number):
+        return value.json
+    if isinstance(value, float) and not math.isfinite(value):
+        return "null"
+    return _compact(value)
+
+
+def as_text(value: Any) -> str:
+    """A service's Code or Message as text: a string as it is, anything else as its JSON."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, Number):
+        return value.text
+    return _encode(value)
 
 
 def _xml_text(value: str) -> str:
@@ -42,7 +159,7 @@ def _error_parts(fmt: str, host_id: str, code: str, message: str) -> tuple[bytes
     else:
         head = '{"RequestId":"'
         tail = f'","HostId":{_compact(host_id)},"Code":{_compact(code)},"Message":{_compact(message)}}}'
-    return head.encode(), tail.encode()
+    return head.encode(), tail.encode("utf-8", XML_ERRORS if fmt == "XML" else JSON_ERRORS)
 
 
 def error_body(fmt: str, request_id: str, host_id: str, code: str, message: str) -> bytes:
@@ -61,6 +178,8 @@ def _itemize(value: Any) -> Any:
     """
     if isinstance(value, dict):
         return _members(value, container=len(value) == 1)
+    if isinstance(value, list):  # a list in a list: an item element holding its items
+        return {"item": [_itemize(element) for element in value]}
     if isinstance(value, str):
         return _XML_ILLEGAL.sub("", value)
     return value
@@ -104,12 +223,13 @@ def _singular(name: str) -> str:
     return name[:-1] if len(name) > 1 and name.endswith("s") else "item"
 
 
-def success_body(fmt: str, action: str, data: dict[str, Any]) -> bytes:
-    """A success answer in the caller's format; XML's root element is ``{Action}Response``."""
+def success_body(fmt: str, action: str, data: Any) -> bytes:
+    """An answer in the caller's format: ``data`` as JSON, or (an object) as the members of XML's
+    ``{Action}Response`` root element."""
     if fmt == "JSON":
-        return _compact(data).encode()
-    root = f"{action or 'Gateway'}Response"
+        return json_bytes(data)
+    root = xml_name(f"{action or 'Gateway'}Response")
     # The root is never a container: its lists always get their item element.
     body: str = xmltodict.unparse({root: _members(data, container=False)}, full_document=False,
                                   short_empty_elements=False)
-    return (XML_DECLARATION + body).encode()
+    return (XML_DECLARATION + body).encode("utf-8", XML_ERRORS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
@@ -10,15 +10,19 @@ from typing import Any
 from starlette.types import Message, Send
 
 from gateway.context import RequestContext
-from gateway.errors import GatewayError
-from gateway.render import CONTENT_TYPES, error_body, success_body
+from gateway.errors import Err, GatewayError
+from gateway.render import CONTENT_TYPES, NotJson, as_text, error_body, parse_json, success_body
 from gateway.stores import StoredAnswer
+
+log = logging.getLogger("gateway.respond")
 
 REQUEST_ID_HEADER = b"x-acs-request-id"
 # The service's headers that a rendered answer replaces with its own.
 _REPLACED = frozenset({b"content-type", b"content-length", REQUEST_ID_HEADER})
 # An answer larger than this is streamed rather than kept for a ClientToken replay.
 MAX_STORED_ANSWER = 1_048_576
+#: GATEWAY_MAX_ANSWER_BYTES' default: the most of a JSON answer held to be rendered.
+MAX_ANSWER_BYTES = 8_388_608
 
 
 _CONTENT_TYPE_BYTES = {fmt: content_type.encode() for fmt, content_type in CONTENT_TYPES.items()}
@@ -56,8 +60,15 @@ async def send_stored(ctx: RequestContext, send: Send, answer: StoredAnswer) -> 
 
 
 def _spliceable(raw: bytes) -> bool:
+    # NaN and Infinity (Python's json writes them) are no JSON: such an answer is parsed and re-encoded.
     return (raw[:1] == b"{" and raw.rstrip()[-1:] == b"}" and b"\n" not in raw
-            and b'"RequestId"' not in raw and b'"Code"' not in raw)
+            and b'"RequestId"' not in raw and b'"Code"' not in raw and b"NaN" not in raw
+            and b"Infinity" not in raw)
+
+
+def _encoded(start: Message) -> bool:
+    return any(name.lower() == b"content-encoding" and value.strip().lower() != b"identity"
+               for name, value in start.get("headers", ()))
 
 
 @lru_cache(maxsize=64)  # a service answers with one or two content types
@@ -69,24 +80,32 @@ def _is_json(content_type: bytes) -> bool:
 class Responder:
     """The ``send`` given to the wrapped app for one request; ``started`` once anything went out.
 
-    JSON answers are held until complete, then rendered in the caller's format (a success gains a
-    RequestId and loses any top-level Code; an error with a Code becomes the standard error body).
-    Anything else streams through untouched, with the request id header added. With ``capture``
-    set, the final answer is kept for a ClientToken replay.
+    JSON answers are held until complete, then rendered in the caller's format (`_render` says how).
+    Anything else streams through untouched, with the request id header added. With ``capture`` set,
+    the final answer is kept for a ClientToken replay.
+
+    A JSON answer larger than ``max_answer`` bytes is not held: the ``send`` that crosses the limit
+    raises `GatewayError` (InternalError) into the app, nothing having been sent, and so does every
+    later one; ``refused`` tells the middleware to answer it should the app swallow the exception.
     """
 
     def __init__(self, ctx: RequestContext, send: Send, *,
-                 keep: Callable[[StoredAnswer], Awaitable[None]] | None = None) -> None:
-        self.ctx, self.send, self.keep = ctx, send, keep
+                 keep: Callable[[StoredAnswer], Awaitable[None]] | None = None,
+                 max_answer: int = MAX_ANSWER_BYTES) -> None:
+        self.ctx, self.send, self.keep, self.max_answer = ctx, send, keep, max_answer
         self.capture = keep is not None
         self.started = False
         self.kept = False  # the answer was handed to ``keep`` (before its last byte went out)
+        self.refused = False  # the JSON answer outgrew max_answer
         self.answer: StoredAnswer | None = None
         self._held: Message | None = None
         self._chunks: list[bytes] = []
+        self._size = 0
         self._content_type = ""
 
     async def __call__(self, message: Message) -> None:
+        if self.refused:
+            raise GatewayError(Err.INTERNAL_ERROR)
         if message["type"] == "http.response.start":
             self.ctx.status = message["status"]
             content_type = b""
@@ -112,17 +131,26 @@ class Responder:
             await self._collect(body, more)
             await self.send(message)
             return
+        self._size += len(body)
+        if self._size > self.max_answer:
+            self._refuse()
         if not more:
             await self._render(self._held, b"".join([*self._chunks, body]) if self._chunks else body)
         else:
             self._chunks.append(body)
 
+    def _refuse(self) -> None:
+        log.error("request %s: the service's JSON answer is larger than GATEWAY_MAX_ANSWER_BYTES (%d bytes): "
+                  "answered InternalError", self.ctx.request_id, self.max_answer)
+        self.refused, self._held, self._chunks = True, None, []
+        raise GatewayError(Err.INTERNAL_ERROR)
+
     async def _collect(self, body: bytes, more: bool) -> None:
         if not self.capture:
             return
         self._chunks.append(body)
-        size = sum(len(c) for c in self._chunks)
-        if size > MAX_STORED_ANSWER:
+        self._size += len(body)
+        if self._size > MAX_STORED_ANSWER:
             self.capture = False
             self._chunks = []
         elif not more:
@@ -137,6 +165,16 @@ class Responder:
             self.kept = True
 
     async def _render(self, start: Message, raw: bytes) -> None:
+        """The held JSON answer in the caller's format; every body sent parses in that format.
+
+        A success object gains a RequestId and loses any top-level Code; an error object with a Code
+        becomes the standard error body. Any other document keeps its status and goes out as JSON,
+        or in XML as the ``{Action}Response`` root's members (an object) or its ``Result`` (anything
+        else; a success also gains the RequestId). An empty body goes as it came (a 204 has none);
+        a body that is not JSON is the service's fault, answered InternalError, unless it has a
+        Content-Encoding (an app's GZipMiddleware, an upstream ignoring our Accept-Encoding): that one
+        goes as it came, for the caller's client to decode.
+        """
         ctx = self.ctx
         status: int = start["status"]
         if ctx.format == "JSON" and 200 <= status < 300 and _spliceable(raw):
@@ -147,25 +185,39 @@ class Responder:
             await self._send_rendered(start, status, b'{"RequestId":"' + ctx.request_id.encode() + b'"'
                                       + joiner + rest)
             return
+        if not raw:
+            await self._passthrough(start, raw)
+            return
+        failure: str | None = None
         try:
-            data: Any = json.loads(raw) if raw else None
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
+            body = self._document(status, parse_json(raw))
+        except (NotJson, RecursionError) as exc:  # RecursionError: nested past what the renderer follows
+            body, failure = raw, str(exc)
+        if failure is None:
+            await self._send_rendered(start, status, body)
+        elif _encoded(start):
             await self._passthrough(start, raw)
-            return
-        if status >= 400 and "Code" in data:
-            ctx.code = str(data["Code"])
-            body = error_body(ctx.format, ctx.request_id, ctx.host_id, ctx.code, str(data.get("Message", "")))
-        elif 200 <= status < 300:
-            data.pop("Code", None)  # some SDKs read a Code in a 200 answer as an error
-            if "RequestId" not in data:
-                data = {"RequestId": ctx.request_id, **data}
-            body = success_body(ctx.format, ctx.action or "", data)
         else:
-            await self._passthrough(start, raw)
-            return
-        await self._send_rendered(start, status, body)
+            log.error("request %s: the service's answer (status %d) is labelled JSON but is not JSON it can "
+                      "render (%s): answered InternalError", ctx.request_id, status, failure)
+            await send_error(ctx, self.send, GatewayError(Err.INTERNAL_ERROR))
+            self.started = True
+
+    def _document(self, status: int, data: Any) -> bytes:
+        ctx = self.ctx
+        if status >= 400 and isinstance(data, dict) and "Code" in data:
+            ctx.code = as_text(data["Code"])
+            return error_body(ctx.format, ctx.request_id, ctx.host_id, ctx.code, as_text(data.get("Message")))
+        if 200 <= status < 300:
+            if isinstance(data, dict):
+                data.pop("Code", None)  # some SDKs read a Code in a 200 answer as an error
+                if "RequestId" not in data:
+                    data = {"RequestId": ctx.request_id, **data}
+            elif ctx.format == "XML":
+                data = {"RequestId": ctx.request_id, "Result": data}
+        elif ctx.format == "XML" and not isinstance(data, dict):
+            data = {"Result": data}
+        return success_body(ctx.format, ctx.action or "", data)
 
     async def _send_rendered(self, start: Message, status: int, body: bytes) -> None:
         ctx = self.ctx

@@ -71,9 +71,11 @@ async def test_non_json_streams_through_with_request_id(policy: Policy) -> None:
     assert response.headers["x-acs-request-id"]
 
 
-async def test_invalid_json_is_passed_through_unchanged(policy: Policy) -> None:
+async def test_invalid_json_is_internal_error_in_the_callers_format(policy: Policy) -> None:
+    # Passed through raw, it was JSON-looking text to a caller who asked for XML (#16 item 10).
     response = await fetch(policy, answering(b"[1, 2"), "XML")
-    assert response.content == b"[1, 2"
+    assert response.status_code == 500
+    assert ElementTree.fromstring(response.content).findtext("Code") == "InternalError"
 
 
 async def test_a_failure_after_a_held_json_start_is_still_answered(policy: Policy) -> None:
