@@ -129,7 +129,8 @@ def token() -> str:
     return uuid.uuid4().hex
 
 
-def note(live: Live, params: dict[str, str], *, path: str = "/", fmt: str | None = "JSON") -> Answer:
+def note(live: Live, params: dict[str, str], *, path: str = "", fmt: str | None = "JSON") -> Answer:
+    # get() adds the "/": a path of "/" here would make the target "//", which the gateway refuses.
     return get(live.url + path, signed_params("CreateNote", params, fmt=fmt))
 
 
