@@ -24,7 +24,7 @@ from gateway.policy import Policy
 from gateway.proxy import ProxyApp
 from gateway.stores import open_store
 from tests.conftest import DATA
-from tests.support.asgi import read_body
+from tests.support.asgi import lifespan, read_body
 from tests.support.client import Answer, get, signed_params
 from tests.support.servers import serve_in_thread, wait_until
 
@@ -59,9 +59,7 @@ class Answers:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await lifespan(receive, send)
             return
         await read_body(receive)
         name = scope["path"].strip("/")

@@ -26,7 +26,7 @@ from gateway.proxy import ProxyApp
 from gateway.signing import sign_request_v3
 from gateway.stores import open_store
 from tests.conftest import DATA
-from tests.support.asgi import read_body
+from tests.support.asgi import lifespan, read_body
 from tests.support.client import VERSION, query, signed_params
 from tests.support.keys import SECRETS
 from tests.support.serve import gateway_serve, serve_env
@@ -43,9 +43,7 @@ class Echo:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await lifespan(receive, send)
             return
         self.scopes.append(scope)
         if scope["type"] == "websocket":

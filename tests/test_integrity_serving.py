@@ -9,7 +9,6 @@ in a thread), in middleware mode (GatewayMiddleware around the echo service) and
 from __future__ import annotations
 
 import asyncio
-import select
 import socket
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from tests.support.apps import EchoService
 from tests.support.client import query, signed_params
 from tests.support.fuzzing.wire import RawAnswer, parse_answer
 from tests.support.servers import serve_in_thread, wait_until
+from tests.support.sockets import is_open, seconds_until_closed
 from tests.support.upstream import Upstream
 
 MODES = ("middleware", "proxy")
@@ -95,32 +95,6 @@ def read_to_end(sock: socket.socket) -> tuple[bytes, str]:
         if not chunk:
             return raw, "eof"
         raw += chunk
-
-
-def seconds_until_closed(sock: socket.socket, began: float, *, trickle: bytes = b"", every: float = 0.1,
-                         limit: float = 6.0) -> float:
-    """Seconds from ``began`` until the server closes ``sock``, sending a byte of ``trickle`` every
-    ``every`` seconds meanwhile; inf if it is still open after ``limit`` seconds."""
-    sent = 0
-    while time.monotonic() - began < limit:
-        if sent < len(trickle):
-            try:
-                sock.sendall(trickle[sent:sent + 1])
-            except OSError:
-                return time.monotonic() - began
-            sent += 1
-        if select.select([sock], [], [], every)[0]:
-            try:
-                while sock.recv(65_536):
-                    pass
-            except ConnectionResetError:
-                pass
-            return time.monotonic() - began
-    return float("inf")
-
-
-def is_open(sock: socket.socket) -> bool:
-    return not select.select([sock], [], [], 0)[0]
 
 
 # --- item 14: the answer to a body that is not read whole arrives whole ------------------------------
@@ -223,7 +197,7 @@ def test_a_body_that_never_finishes_is_closed_after_the_body_timeout(gw: Gateway
         sock.sendall(post_head(1000) + body[:7])
         began = time.monotonic()
         # Trickled, a byte every 0.1 s: the timeout bounds the whole body, not the gap between bytes.
-        seconds = seconds_until_closed(sock, began, trickle=body[7:] if trickle else b"", every=0.1)
+        seconds, _ = seconds_until_closed(sock, began, trickle=body[7:] if trickle else b"", every=0.1)
     assert BODY_TIMEOUT * 0.9 <= seconds <= BODY_TIMEOUT + SLACK, seconds
     if gw.service is not None:
         assert sum(gw.service.executed.values()) == 0  # the service never saw it
@@ -294,7 +268,7 @@ def test_the_cap_never_sheds_a_connection_whose_answer_is_being_produced() -> No
                 wait_until(lambda s=sock: not is_open(s), timeout=5, what="the answer started")
                 busy.append(sock)
             with socket.create_connection(address) as newcomer:
-                seconds = seconds_until_closed(newcomer, time.monotonic(), limit=3)
+                seconds, _ = seconds_until_closed(newcomer, time.monotonic(), limit=3)
             assert seconds < 1.0  # the newcomer itself was closed
             assert all(s.recv(65_536).startswith(b"HTTP/1.1 200") for s in busy)
         finally:

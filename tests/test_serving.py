@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import select
 import socket
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from tests.support.client import query, signed_params
 from tests.support.fuzzing.wire import RawAnswer, RawRequest, exchange, parse_answer
 from tests.support.serve import Served, gateway_serve, serve_env
 from tests.support.servers import serve_in_thread, wait_until
+from tests.support.sockets import is_open, seconds_until_closed
 from tests.support.upstream import Upstream
 
 POLICY = str(DATA / "policy.toml")
@@ -100,33 +100,6 @@ def read_answers(sock: socket.socket, count: int = 1) -> list[RawAnswer]:
         assert chunk, f"closed before a whole answer: {raw[:200]!r}"
         raw += chunk
     return answers
-
-
-def seconds_until_closed(sock: socket.socket, began: float, *, trickle: bytes = b"", every: float = 0.05,
-                         limit: float = 8.0) -> tuple[float, int]:
-    """Seconds from ``began`` until the server closes ``sock`` (EOF or reset), sending ``trickle`` a
-    byte every ``every`` seconds meanwhile; and how many bytes were sent. Nothing may come back."""
-    sent = 0
-    while time.monotonic() - began < limit:
-        if sent < len(trickle):
-            try:
-                sock.sendall(trickle[sent:sent + 1])
-            except OSError:
-                return time.monotonic() - began, sent
-            sent += 1
-        if select.select([sock], [], [], every)[0]:
-            try:
-                data = sock.recv(65_536)
-            except ConnectionResetError:
-                data = b""
-            assert data == b"", f"an answer to an unfinished head: {data[:200]!r}"
-            return time.monotonic() - began, sent
-    return float("inf"), sent
-
-
-def is_open(sock: socket.socket) -> bool:
-    """Nothing to read yet (not closed by the server), without waiting."""
-    return not select.select([sock], [], [], 0)[0]
 
 
 # --- the header timeout ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 
 from gateway.errors import ApiError, Err
-from tests.support.asgi import read_body
+from tests.support.asgi import lifespan, read_body
 
 
 class EchoService:
@@ -27,9 +27,7 @@ class EchoService:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                while (await receive())["type"] != "lifespan.shutdown":
-                    await send({"type": "lifespan.startup.complete"})
-                await send({"type": "lifespan.shutdown.complete"})
+                await lifespan(receive, send)
             return
         body = await read_body(receive)
         ctx = scope["gateway"]
