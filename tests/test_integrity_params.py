@@ -6,6 +6,7 @@ and as middleware around an ASGI service; both are served by a real uvicorn.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from gateway.stores import open_store
 from tests.conftest import DATA
 from tests.support.apps import EchoService
 from tests.support.client import VERSION, Answer, query, signed_params
+from tests.support.fuzzing.wire import address_of
 from tests.support.keys import SECRETS
 from tests.support.servers import serve_in_thread
 from tests.support.upstream import Upstream
@@ -187,6 +189,20 @@ def test_a_request_content_encoding_is_refused(gw: Live, encoding: str) -> None:
     assert_code(v1_post(gw, {"Text": "hello"}, extra=[("content-encoding", encoding)]), 400, "InvalidParameter")
     get = v1_get(gw, "DescribeRegions", {}, headers={"content-encoding": encoding})
     assert_code(get, 400, "InvalidParameter")
+
+
+@pytest.mark.parametrize("coding", ["gzip, chunked", "deflate,chunked", "identity, chunked"])
+def test_a_transfer_coding_besides_chunked_is_refused(gw: Live, coding: str) -> None:
+    # httptools de-chunks these and hands on the body as if it were plain: the service may decode it.
+    signed = sign_request_v1({"Action": "DescribeEcho", "Version": VERSION, "Format": "JSON", "Text": "hi"},
+                             access_key_id="LTAIalice", secret=SECRETS["LTAIalice"], method="POST")
+    body = query(signed).encode()
+    head = (f"POST / HTTP/1.1\r\nhost: {gw.host}\r\ncontent-type: application/x-www-form-urlencoded\r\n"
+            f"transfer-encoding: {coding}\r\nconnection: close\r\n\r\n").encode()
+    with socket.create_connection(address_of(gw.url), timeout=10) as sock:
+        sock.sendall(head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        answer = b"".join(iter(lambda: sock.recv(65_536), b""))
+    assert answer.startswith(b"HTTP/1.1 400") and b"InvalidParameter" in answer, answer[:300]
 
 
 def test_content_encoding_identity_is_admitted(gw: Live) -> None:

@@ -71,6 +71,9 @@ class ParseLayer:
         if "content-encoding" in headers and headers["content-encoding"].strip().lower() != "identity":
             # A service (aiohttp) would decompress what the gateway parsed as it came.
             raise BadInput("a request Content-Encoding is not supported")
+        if "transfer-encoding" in headers and headers["transfer-encoding"].strip().lower() != "chunked":
+            # httptools de-chunks "gzip, chunked" and hands on the body still compressed, as if plain.
+            raise BadInput("a request Transfer-Encoding other than chunked is not supported")
         if "," in headers.get("content-type", ""):
             # Two Content-Type headers, folded: services pick the first, the last, or refuse (aiohttp),
             # even on an empty body.
