@@ -1,15 +1,19 @@
 """#16's invariant, proved by difference: what a service reads equals what the gateway checked.
 
-Hypothesis draws signed adversarial requests (tests/support/differential/generate.py) and sends them as
-raw bytes to a real gateway in both modes: proxy (`GatewayMiddleware(Recorder(ProxyApp))` in front of a
-raw capture upstream, with a "victim" server that must never be reached) and middleware
+Hypothesis draws signed requests carrying 0-2 adversarial features each (tests/support/differential/
+generate.py: legal odd ones, and hostile ones the gateway refuses) and sends them as raw bytes to a real
+gateway in both modes: proxy (`GatewayMiddleware(Recorder(ProxyApp))` in front of a raw capture
+upstream, with a "victim" server that must never be reached) and middleware
 (`GatewayMiddleware(ServiceRecorder())`, its scope serialized back to bytes). For every request the
 gateway admits, the bytes the service received are replayed to real parsers (Starlette, aiohttp,
-urllib, wsgiref), and their path, parameters (names, values, multiplicity), identity headers (in every
-spelling a WSGI server folds together) and client address must be exactly what the gateway checked.
-A refusal is fine, a 5xx is not, a difference is not.
+urllib, wsgiref), and their path, parameters (names, values, multiplicity), identity and API headers
+(in every spelling a WSGI server folds together) and client address must be exactly what the gateway
+checked. A refusal is fine, a 5xx is not, a difference is not. Each case's target and headers are also
+tried as a websocket upgrade by a real client: no websocket scope may reach what the gateway wraps.
+The summary prints, per mode and per feature, how many cases were admitted and why the others were
+refused (status and Code); at least MIN_ADMITTED must be admitted, or the test proves little.
 
-CI runs a derandomized sample; GATEWAY_DIFF_EXAMPLES=10000 (``make fuzz``) the full run.
+CI runs a derandomized sample (500 per mode, ~15 s for both); GATEWAY_DIFF_EXAMPLES=10000 (``make fuzz``) the full run.
 GATEWAY_DIFF_SURVEY=1 keeps going past differences and lists every class found, with the shortest
 request of each, at the end (the summary test then fails if any was found).
 """
@@ -17,11 +21,14 @@ request of each, at the end (the summary test then fails if any was found).
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+import websockets.exceptions
+import websockets.sync.client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -42,12 +49,12 @@ from tests.support.differential.compare import (
 from tests.support.differential.generate import Case, cases
 from tests.support.differential.parsers import Parsers, parser_servers
 from tests.support.differential.record import Recorder, ServiceRecorder, scope_bytes
-from tests.support.fuzzing.wire import address_of, exchange
+from tests.support.fuzzing.wire import RawAnswer, address_of, exchange
 from tests.support.servers import serve_in_thread
 
-EXAMPLES = int(os.environ.get("GATEWAY_DIFF_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("GATEWAY_DIFF_EXAMPLES", "500"))
 SURVEY = os.environ.get("GATEWAY_DIFF_SURVEY") == "1"
-MIN_ADMITTED = 0.30
+MIN_ADMITTED = 0.40
 SAMPLE = settings(deadline=None, database=None, derandomize=EXAMPLES <= 1000, max_examples=EXAMPLES,
                   suppress_health_check=list(HealthCheck), print_blob=True)
 
@@ -57,8 +64,23 @@ class Tally:
     sent: int = 0
     admitted: int = 0
     refused: Counter[str] = field(default_factory=Counter)
+    shapes_sent: Counter[str] = field(default_factory=Counter)
     shapes_admitted: Counter[str] = field(default_factory=Counter)
+    shapes_refused: dict[str, Counter[str]] = field(default_factory=dict)  # shape -> refusal -> count
     found: dict[str, tuple[int, str]] = field(default_factory=dict)  # class -> (size, shortest report)
+
+
+# The error row of a refusal, in either answer format.
+_CODE = re.compile(rb'"Code"\s*:\s*"([^"]{1,80})"|<Code>([^<]{1,80})</Code>')
+
+
+def refusal(answer: RawAnswer | None) -> str:
+    """``status Code`` of a refusal (its catalogued row), so the summary says why cases were refused."""
+    if answer is None:
+        return "no answer"
+    match = _CODE.search(answer.body)
+    code = (match[1] or match[2]).decode("latin-1") if match else "(no Code: the HTTP server's)"
+    return f"{answer.status} {code}"
 
 
 TALLIES: dict[str, Tally] = {"proxy": Tally(), "middleware": Tally()}
@@ -97,7 +119,7 @@ def proxy_mode(policy: Policy, victim: RawServer) -> Iterator[Mode]:
         config = _config(upstream_url=f"http://127.0.0.1:{upstream.port}")
         recorder = Recorder(ProxyApp(config))
         app = GatewayMiddleware(recorder, settings=config, policy=policy, store=open_store(None))
-        with serve_in_thread(app, http=protocol(Limits.from_settings(config))) as url:
+        with serve_in_thread(app, http=protocol(Limits.from_settings(config)), proxy_headers=False) as url:
             address = address_of(url)
             yield Mode("proxy", address, f"{address[0]}:{address[1]}".encode(), recorder, upstream, victim)
 
@@ -107,7 +129,7 @@ def middleware_mode(policy: Policy, victim: RawServer) -> Iterator[Mode]:
     config = _config()
     recorder = ServiceRecorder()
     app = GatewayMiddleware(recorder, settings=config, policy=policy, store=open_store(None))
-    with serve_in_thread(app, http=protocol(Limits.from_settings(config))) as url:
+    with serve_in_thread(app, http=protocol(Limits.from_settings(config)), proxy_headers=False) as url:
         address = address_of(url)
         yield Mode("middleware", address, f"{address[0]}:{address[1]}".encode(), recorder, None, victim)
 
@@ -121,6 +143,7 @@ def run_case(mode: Mode, parsers: Parsers, case: Case) -> list[str]:
         mode.upstream.requests.clear()
     answer = exchange(mode.address, case.request)
     tally.sent += 1
+    tally.shapes_sent.update(case.shapes)
     found: list[str] = []
     if mode.victim.requests:
         found.append(f"[victim] another host received {mode.victim.requests[0].raw[:300]!r}")
@@ -128,7 +151,10 @@ def run_case(mode: Mode, parsers: Parsers, case: Case) -> list[str]:
         found.append(f"[5xx] the gateway answered {answer.status}: {answer.body[:300]!r}")
     admitted = list(mode.recorder.admitted)
     if not admitted:
-        tally.refused[str(answer.status) if answer else "no answer"] += 1
+        why = refusal(answer)
+        tally.refused[why] += 1
+        for shape in case.shapes:
+            tally.shapes_refused.setdefault(shape, Counter())[why] += 1
         if mode.upstream is not None and mode.upstream.requests:
             found.append(f"[refused-but-forwarded] {mode.upstream.requests[0].raw[:300]!r}")
         return _finish(tally, case, found, None)
@@ -219,6 +245,46 @@ def test_the_comparator_reports_a_smuggled_parameter() -> None:
     assert raw_target_differences(Expected((), "/\ufffd", {}), b"/%FF")[0].startswith("[raw-path]")
 
 
+#: Headers the websockets client writes itself (framing, the upgrade, the host).
+_WS_OWN = frozenset({b"host", b"connection", b"upgrade", b"content-length", b"transfer-encoding", b"content-type"})
+WEBSOCKETS: dict[str, Counter[str]] = {"proxy": Counter(), "middleware": Counter()}
+
+
+def _websocket_attempt(mode: Mode, case: Case) -> None:
+    """The case's target and headers as a websocket upgrade by a real client: refused, and no websocket
+    scope ever reaches what the gateway wraps (middleware mode must be no weaker than the proxy)."""
+    mode.recorder.websockets.clear()
+    target = case.request.target if case.request.target.startswith(b"/") else b"/"
+    headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in case.request.headers
+               if n.lower() not in _WS_OWN and b"\r" not in v and b"\n" not in v]
+    uri = f"ws://{mode.address[0]}:{mode.address[1]}{target.decode('latin-1')}"
+    try:
+        with websockets.sync.client.connect(uri, additional_headers=headers, proxy=None, open_timeout=10) as ws:
+            ws.send("Action=DeleteInstance")
+            outcome = "accepted"
+    except websockets.exceptions.InvalidStatus as exc:
+        outcome = f"refused {exc.response.status_code}"
+    except (websockets.exceptions.WebSocketException, OSError) as exc:
+        outcome = f"refused ({type(exc).__name__})"
+    WEBSOCKETS[mode.name][outcome] += 1
+    reached = [scope.get("path") for scope in mode.recorder.websockets]
+    assert not reached, f"a websocket scope reached the wrapped app ({outcome}): {reached}, request {uri}"
+    assert outcome != "accepted", f"the gateway accepted a websocket: {uri} {headers}"
+    if mode.upstream is not None:
+        assert not mode.upstream.requests, f"the upstream heard of a websocket: {mode.upstream.requests[0].raw[:300]!r}"
+
+
+@settings(SAMPLE, max_examples=max(10, EXAMPLES // 20))
+@given(data=st.data())
+@pytest.mark.parametrize("name", ["proxy", "middleware"])
+def test_websocket_upgrades_never_reach_the_service(request: pytest.FixtureRequest, name: str,
+                                                     data: st.DataObject) -> None:
+    mode: Mode = request.getfixturevalue(f"{name}_mode")
+    if mode.upstream is not None:
+        mode.upstream.requests.clear()
+    _websocket_attempt(mode, data.draw(cases(mode.host, mode.victim.port)))
+
+
 def test_summary(request: pytest.FixtureRequest) -> None:
     """Example counts per mode, admitted vs refused, and (in a survey) every class of difference found."""
     write = request.config.get_terminal_writer().line
@@ -229,11 +295,17 @@ def test_summary(request: pytest.FixtureRequest) -> None:
         ratio = tally.admitted / tally.sent
         write(f"differential {name}: {tally.sent} examples, {tally.admitted} admitted ({ratio:.0%}), "
               f"refused {dict(tally.refused.most_common())}")
-        write(f"  admitted shapes: {dict(tally.shapes_admitted.most_common())}")
+        for shape, sent in sorted(tally.shapes_sent.items()):
+            refused = tally.shapes_refused.get(shape, Counter())
+            write(f"  {shape}: {tally.shapes_admitted[shape]}/{sent} admitted; refused {dict(refused.most_common())}")
         for kind, (_, text) in sorted(tally.found.items()):
             write(f"--- {name} {kind}\n{text}")
+        if WEBSOCKETS[name]:
+            write(f"  websocket upgrades: {dict(WEBSOCKETS[name].most_common())}; "
+                  f"the wrapped app never saw a websocket scope")
         if tally.found:
             problems.append(f"{name}: {len(tally.found)} classes of difference: {sorted(tally.found)}")
         if tally.sent >= 50 and ratio < MIN_ADMITTED:
             problems.append(f"{name}: only {ratio:.0%} admitted, below {MIN_ADMITTED:.0%}: the test proves little")
     assert not problems, problems
+

@@ -32,11 +32,13 @@ def wait_until(predicate: object, timeout: float = 10.0, what: str = "condition"
 
 @contextmanager
 def serve_in_thread(app: ASGIApp, port: int | None = None, *,
-                    http: type[asyncio.Protocol] | str = "auto") -> Iterator[str]:
+                    http: type[asyncio.Protocol] | str = "auto", proxy_headers: bool = True) -> Iterator[str]:
     """Serve ``app`` with a real uvicorn in a background thread; yields its base URL. ``http`` is
-    uvicorn's: `gateway.serving.protocol` runs ``app`` behind the protocol `gateway serve` runs."""
+    uvicorn's: `gateway.serving.protocol` runs ``app`` behind the protocol `gateway serve` runs.
+    ``proxy_headers=False`` is how `gateway serve` runs uvicorn: ``scope["client"]`` is then the peer,
+    not what a loopback client's X-Forwarded-For claims (uvicorn trusts 127.0.0.1 by default)."""
     config = uvicorn.Config(app, host="127.0.0.1", port=port or free_port(), log_level="warning",
-                            access_log=False, lifespan="auto", http=http)
+                            access_log=False, lifespan="auto", http=http, proxy_headers=proxy_headers)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

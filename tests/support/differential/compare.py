@@ -16,6 +16,8 @@ from urllib.parse import unquote_to_bytes
 #: The identity headers the gateway owns (gateway/identity.py), by folded name.
 IDENTITY = ("x-gateway-account-id", "x-gateway-account-name", "x-gateway-sub-user", "x-gateway-access-key-id",
             "x-acs-request-id")
+#: The headers V3 names its API in (and V1 clients may send too): a service may dispatch on them.
+API = ("x-acs-action", "x-acs-version")
 #: Headers a service may take the client's address from.
 CLIENT_IP = ("forwarded", "x-real-ip", "x-forwarded-for")
 #: The address every request of the test comes from (loopback): the only client address that is true.
@@ -28,7 +30,7 @@ def fold(name: str) -> str:
 
 def watched(name: str) -> bool:
     folded = fold(name)
-    return folded.startswith("x-gateway-") or folded in IDENTITY or folded in CLIENT_IP
+    return folded.startswith("x-gateway-") or folded in IDENTITY or folded in CLIENT_IP or folded in API
 
 
 @dataclass
@@ -57,6 +59,8 @@ class Expected:
     params: tuple[tuple[str, str], ...]
     path: str
     identity: dict[str, str | None]  # folded identity header -> the gateway's value (None: not sent)
+    api: dict[str, str | None] = field(default_factory=dict)  # folded API header -> the API the gateway checked
+    v3: bool = False  # the API came from the headers (V3): they must reach the service as checked
 
     @classmethod
     def from_ctx(cls, ctx: Any) -> Expected:
@@ -68,7 +72,7 @@ class Expected:
             "x-gateway-sub-user": sub,
             "x-gateway-access-key-id": who.get("AccessKeyId"),
             "x-acs-request-id": ctx.request_id,
-        })
+        }, {"x-acs-action": ctx.action, "x-acs-version": ctx.version}, ctx.signature_version == "3")
 
 
 def _addresses(folded: str, value: str) -> list[str]:
@@ -98,6 +102,12 @@ def differences(expected: Expected, reading: Reading) -> list[str]:
         got = reading.headers.get(name, [])
         if got != ([] if value is None else [value]):
             out.append(f"[identity {name}] {who} read {got!r}, the gateway's is {value!r}")
+    for name, checked in expected.api.items():
+        # V3 dispatches on these headers: exactly the checked API must arrive. V1 dispatches on the
+        # parameters; a header a service might read instead may be absent, never another API.
+        got = reading.headers.get(name, [])
+        if got != [checked] and (expected.v3 or got):
+            out.append(f"[api {name}] {who} read {got!r}, the gateway checked {checked!r}")
     for name in CLIENT_IP:
         claimed = [a for v in reading.headers.get(name, []) for a in _addresses(name, v) if a != PEER]
         if claimed:

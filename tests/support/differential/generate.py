@@ -1,11 +1,19 @@
 """Admissible adversarial requests: what an attacker holding one valid key, and knowing how the gateway
 parses, would send to make the service read something the gateway did not check.
 
-Each case is drawn as raw pieces (target, query and body bytes, headers, framing); what the gateway
-will read is computed with its own parser (`gateway.parsing.parse_into`, the query as httptools splits
-the target) and signed as such: V1 with the common parameters and Signature added, V3 with the headers
-of `sign_request_v3` over the parsed query, the path uvicorn decodes and the exact body. Whatever the
-gateway then refuses is fine; what it admits must read the same everywhere (`compare`).
+Each case is a plain signed call (any key, sub-users included; V1 or V3; GET or POST; parameters in
+the query or the body) carrying at most two adversarial *features* from `FEATURES`. Drawing every
+dimension oddly at once made nearly every case one the gateway refuses, which proves only that
+refusals happen; a case is now most often "a valid request plus one or two odd-but-legal features",
+the shape that has to read the same everywhere. `ODD` features are legal (the gateway should admit
+them and forward exactly what it checked); `HOSTILE` ones are refused today, and stay in the
+catalogue to prove the refusal comes before anything is forwarded.
+
+What the gateway will read is computed with its own parser (`gateway.parsing.parse_into`, the query as
+httptools splits the target) and signed as such: V1 with the common parameters and Signature added, V3
+with the headers of `sign_request_v3` over the parsed query, the path uvicorn decodes and the exact
+body. Whatever the gateway then refuses is fine; what it admits must read the same everywhere
+(`compare`).
 """
 
 from __future__ import annotations
@@ -34,72 +42,159 @@ class Case:
     shapes: tuple[str, ...]  # what is adversarial about it, for the summary
 
 
+# --- the catalogue ------------------------------------------------------------------------------------
+
+#: Legal features: the gateway should admit a case carrying them and forward exactly what it checked.
+ODD = (
+    "spoof-identity",         # x-gateway-* / x-acs-request-id in any spelling (dropped by the gateway)
+    "spoof-client-ip",        # Forwarded, X-Real-IP, X-Forwarded-For in any spelling (rewritten)
+    "spoof-api-header",       # X_Acs_Action / X_Acs_Version: folds onto the header V3 dispatches on
+    "connection-owned",       # Connection naming the gateway's own headers
+    "connection-end-to-end",  # Connection naming headers the gateway read: content-type, authorization...
+    "escapes",                # "+", "%20", lower-case and loose escapes
+    "repeat",                 # Tag.1..N / InstanceId.1..N within GATEWAY_MAX_REPEATED
+    "charset-utf8",           # charset=utf-8 in its accepted spellings
+    "empty",                  # empty values, names without "="
+    "joiners",                # "&&", leading and trailing "&"
+    "chunked",                # Transfer-Encoding: chunked body
+    "odd-path",               # legal paths that decode: /a%3Bb, /%41, /caf%C3%A9, /a;b=c
+    "common-in-body",         # V1 common parameters in the form body
+    "header-bytes",           # raw non-UTF-8 bytes and fold-like text in header values
+    "content-type-twice-empty",  # two Content-Type headers on a POST without a body
+    "multipart-encoded",      # a multipart-looking value (CR/LF, Content-Disposition), escaped
+    "content-encoding-identity",  # Content-Encoding: identity
+)
+#: Features the gateway refuses today; the refusal must come before anything is forwarded.
+HOSTILE = (
+    "target-form",            # absolute, "*", "*@victim/x", "//victim/x", authority-form
+    "bad-path",               # %2F, %2E%2E, dot segments, %FF, backslash
+    "charset-other",          # utf-7, UTF8, latin-1, utf-16, several parameters
+    "content-encoding",       # gzip, deflate...
+    "body-on-get",            # a form body on a GET (V1 and V3)
+    "name-variant",           # text, Action_, Tag_1: UnsupportedParameter
+    "name-twice",             # the same name in the query and the body
+    "long-repeat",            # Name.1..N beyond GATEWAY_MAX_REPEATED
+    "raw-bytes",              # unescaped non-ASCII (non-UTF-8 too), ";" or "#"
+    "content-type-twice",     # two Content-Type headers on a form body
+    "not-form",               # text/plain, multipart/form-data, JSON, no Content-Type
+    "multipart-raw",          # a real multipart body, raw CR/LF
+    "content-length-twice",   # the same Content-Length twice
+    "foreign-resource",       # another account's instance, a denied one, another spelling
+    "semicolon",              # ";" between pairs
+    "obs-fold",               # an obs-fold continuation line (the HTTP server refuses it)
+)
+FEATURES = ODD + HOSTILE
+#: Features that need a form body (so a POST with one).
+_NEEDS_BODY = {"charset-utf8", "chunked", "common-in-body", "multipart-encoded", "charset-other", "content-encoding",
+               "name-twice", "content-type-twice", "not-form", "multipart-raw", "content-length-twice",
+               "content-encoding-identity"}
+
+
+_OVERRIDES = (("bad-path", "odd-path"), ("target-form", "odd-path"), ("charset-other", "charset-utf8"),
+              ("not-form", "charset-utf8"), ("multipart-raw", "charset-utf8"), ("semicolon", "joiners"),
+              ("not-form", "multipart-raw"), ("body-on-get", "content-type-twice-empty"),
+              ("content-encoding", "content-encoding-identity"))
+
+
+@st.composite
+def features(draw: st.DrawFn) -> frozenset[str]:
+    """0, 1 or 2 features: a third of the cases are plain, the rest odd in one or two ways."""
+    count = draw(st.sampled_from([0, 1, 1, 2, 2]))
+    return frozenset(draw(st.lists(st.sampled_from(FEATURES), min_size=count, max_size=count, unique=True)))
+
+
 # --- values and how they are written -----------------------------------------------------------------
 
 SMUGGLING = ["x+ACY-Action+AD0-DeleteInstance", "+ACY-InstanceId.1+AD0-i-secret-1", "a&Action=DeleteInstance",
              "v\x00Note=b", "%26Note%3Db", "a;Note=b", "i-web-1", "I-SECRET-1", "2222", "\ufffd", "caf\u00e9",
-             "\u2028", "+", " ", "=", "&", "%", ";", ""]
-_alphabet = st.sampled_from(list("aZ09 &=+%;#?/:,*'()!$@~-._\\\"<>é\u00ff\u4e2d\U0001f600\x00\t\n"))
-values = st.one_of(st.sampled_from(SMUGGLING), st.text(_alphabet, max_size=12))
-_SAFE_LOOSE = "*/:,!$'()@;?"
+             "\u2028", "+", " ", "=", "&", "%", ";", "#", "a\r\nAction: DeleteInstance"]
+_alphabet = st.sampled_from(list("aZ09 &=+%;#?/:,*'()!$@~-._\\\"<>é\u00ff\u4e2d\U0001f600\x00\t\n\r"))
+values = st.one_of(st.sampled_from(SMUGGLING), st.text(_alphabet, min_size=1, max_size=12))
+MULTIPART = ['\r\n--b\r\nContent-Disposition: form-data; name="Action"\r\n\r\nDeleteInstance\r\n--b--\r\n',
+             '--x\r\nContent-Disposition: form-data; name="InstanceId.1"\r\n\r\ni-secret-1\r\n--x--',
+             "a\r\nContent-Type: multipart/form-data; boundary=b\r\n\r\n--b"]
+_SAFE_LOOSE = "*/:,!$'()@?"
 
 
 @st.composite
-def written(draw: st.DrawFn, text: str, raw_ok: bool) -> bytes:
-    """``text`` as the wire carries it, in a spelling the gateway decodes back to ``text``."""
-    how = draw(st.sampled_from(["canonical", "canonical", "plus", "pct20", "lower", "loose"] + ["raw"] * raw_ok))
+def written(draw: st.DrawFn, text: str, odd: bool, raw: bool) -> bytes:
+    """``text`` as the wire carries it: canonically, or (``odd``) in another spelling the gateway decodes
+    back to ``text``; ``raw`` may leave non-ASCII and ";" unescaped (which the gateway refuses)."""
+    hows = ["canonical"]
+    if odd:
+        hows += ["plus", "pct20", "lower", "loose"]
+    if raw:
+        hows = ["raw"]
+    how = draw(st.sampled_from(hows))
     encoded = percent_encode(text)
     if how == "plus":
         return encoded.replace("%20", "+").encode()
+    if how == "pct20":
+        return encoded.encode()
     if how == "lower":
         return re.sub("%[0-9A-F]{2}", lambda m: m[0].lower(), encoded).encode()
     if how == "loose":
         return urllib.parse.quote(text, safe=_SAFE_LOOSE).encode()
-    if how == "raw":  # non-ASCII bytes unescaped (the gateway decodes the whole string as UTF-8)
-        return urllib.parse.quote(text, safe=_SAFE_LOOSE + "".join(c for c in text if ord(c) > 0x7F)).encode()
+    if how == "raw":  # non-ASCII and ";" unescaped (the gateway refuses both)
+        kept = _SAFE_LOOSE + ";" + "".join(c for c in text if ord(c) > 0x7F)
+        return urllib.parse.quote(text, safe=kept).encode()
     return encoded.encode()
 
 
 # --- what is asked ------------------------------------------------------------------------------------
 
-#: key -> the APIs it may call and the parameters each takes (name, value strategy).
 KEYS = ["LTAIalice", "LTAIalice", "LTAIops", "LTAIops", "LTAIbob"]
-INSTANCES = st.sampled_from(["i-web-1", "i-web-1", "i-bob-1", "i-secret-1", "I-WEB-1", "i-web-1 "])
+#: The instances each key may name (its account's, and not denied to the sub-user).
+OWN_INSTANCES = {"LTAIalice": "i-web-1", "LTAIops": "i-web-1", "LTAIbob": "i-bob-1"}
+FOREIGN_INSTANCES = ["i-bob-1", "i-secret-1", "I-WEB-1", "i-web-1 ", "i-nope-1"]
 
 
 @st.composite
-def api_params(draw: st.DrawFn, key: str) -> tuple[str, list[tuple[str, str]], list[str]]:
-    action = draw(st.sampled_from(["DescribeEcho", "DescribeEcho", "DescribeInstances", "DescribeRegions"]))
-    shapes: list[str] = []
+def api_params(draw: st.DrawFn, key: str, odd: frozenset[str]) -> tuple[str, list[tuple[str, str]]]:
+    actions = ["DescribeEcho", "DescribeEcho", "DescribeInstances", "DescribeRegions"]
+    if odd & {"repeat", "long-repeat", "foreign-resource"}:
+        actions = ["DescribeInstances"] if "foreign-resource" in odd else ["DescribeEcho", "DescribeInstances"]
+    if odd & {"multipart-encoded", "empty"}:
+        actions = ["DescribeEcho"]
+    action = draw(st.sampled_from(actions))
     pairs: list[tuple[str, str]] = []
+    repeats = draw(st.integers(2, 100)) if "repeat" in odd else draw(st.integers(101, 150)) \
+        if "long-repeat" in odd else draw(st.sampled_from([0, 1, 1, 2]))
     if action == "DescribeEcho":
-        for name in draw(st.lists(st.sampled_from(["Text", "Note", "PageSize", "RegionId"]), unique=True, max_size=3)):
+        names = draw(st.lists(st.sampled_from(["Text", "Note", "PageSize", "RegionId"]), unique=True,
+                              min_size=1 if odd & {"multipart-encoded", "empty"} else 0, max_size=3))
+        for name in names:
             pairs.append((name, draw(st.integers(1, 100).map(str)) if name == "PageSize" else draw(values)))
-        repeats = draw(st.sampled_from([0, 0, 1, 3, 120]))
+        if "multipart-encoded" in odd:
+            pairs.append(("Text" if "Text" not in names else "Note", draw(st.sampled_from(MULTIPART))))
         same = draw(st.booleans())
         pairs += [(f"Tag.{i}", "t" if same else draw(values)) for i in range(1, repeats + 1)]
-        shapes += ["long-repeat"] * (repeats > 100)
     elif action == "DescribeInstances":
-        repeats = draw(st.sampled_from([1, 1, 2, 150]))
-        one = draw(INSTANCES)
-        pairs += [(f"InstanceId.{i}", one if repeats > 2 else draw(INSTANCES)) for i in range(1, repeats + 1)]
-        shapes += ["long-repeat"] * (repeats > 100)
-    if draw(st.integers(0, 9)) == 0:  # a name in another case or with an underscore: UnsupportedParameter
-        variant = draw(st.sampled_from(["text", "TEXT", "Action_", "action", "Tag_1", "Instance_Id.1"]))
+        own = OWN_INSTANCES[key]
+        ids = [own] * max(repeats, 1)
+        if "foreign-resource" in odd:
+            ids[draw(st.integers(0, len(ids) - 1))] = draw(st.sampled_from(FOREIGN_INSTANCES))
+        pairs += [(f"InstanceId.{i}", one) for i, one in enumerate(ids, 1)]
+    if "empty" in odd:
+        pairs.append(("Note" if all(n != "Note" for n, _ in pairs) else "Text", ""))
+    if "name-variant" in odd:
+        variant = draw(st.sampled_from(["text", "TEXT", "Action_", "action", "Tag_1", "Instance_Id.1", "Tag.0"]))
         pairs.append((variant, draw(values)))
-        shapes.append("name-variant")
-    return action, pairs, shapes
+    # A name's value for the same name is unique: the pairs are a mapping the gateway reads once.
+    return action, list(dict(pairs).items())
 
 
 # --- where it goes ------------------------------------------------------------------------------------
 
-PATHS = [b"/", b"/", b"/", b"/svc/a", b"/svc/a%2Fb", b"/svc/%2E%2E/admin", b"/svc/../admin", b"/svc/./a", b"/%FF",
-         b"/%fe", b"/a\\b", b"/a;b=c", b"/caf%C3%A9", b"/%20x", b"/%2e"]
+ODD_PATHS = [b"/svc/a", b"/a%3Bb", b"/%41", b"/caf%C3%A9", b"/a;b=c", b"/%20x", b"/a/b/", b"/~u", b"/a%25b",
+             b"/.well-known", b"/a%2Eb", b"/%E4%B8%AD", b"/a:b@c"]
+BAD_PATHS = [b"/svc/a%2Fb", b"/svc/%2E%2E/admin", b"/svc/../admin", b"/svc/./a", b"/%FF", b"/%fe", b"/a\\b",
+             b"/a%5Cb", b"/%2e", b"/a/..;x/b", b"//x", b"/a%00b"]
 
 
 def target_forms(gateway: bytes, victim_port: int) -> st.SearchStrategy[tuple[str, bytes]]:
     victim = b"127.0.0.1:%d" % victim_port
-    return st.sampled_from([("origin", b"")] * 8 + [
+    return st.sampled_from([
         ("absolute", b"http://" + gateway), ("absolute-other", b"http://evil.example"),
         ("star-at", b"*@" + victim), ("star", b"*"), ("double-slash", b"//" + victim), ("authority", victim),
     ])
@@ -107,81 +202,129 @@ def target_forms(gateway: bytes, victim_port: int) -> st.SearchStrategy[tuple[st
 
 IDENTITY_SPOOFS = [b"x-gateway-account-id", b"X-Gateway-Account-Id", b"X_Gateway_Account_Id", b"x_gateway_sub_user",
                    b"X-GATEWAY-SUB-USER", b"x-acs-request-id", b"X_ACS_Request_Id", b"x_gateway_access_key_id",
-                   b"x-gateway-account-name", b"X_Gateway_Account_Name", b"x-gateway-foo", b"X_Gateway_Foo"]
+                   b"x-gateway-account-name", b"X_Gateway_Account_Name", b"x-gateway-foo", b"X_Gateway_Foo",
+                   b"X.Gateway.Account.Id", b"X-Gateway-Account-ID"]
 IP_SPOOFS = [(b"forwarded", b"for=203.0.113.7"), (b"Forwarded", b'for="[2001:db8::7]";proto=https'),
              (b"x-real-ip", b"203.0.113.7"), (b"X_Real_IP", b"203.0.113.7"), (b"x-forwarded-for", b"203.0.113.7"),
-             (b"X_Forwarded_For", b"203.0.113.7")]
-CONNECTION_NAMES = [b"keep-alive", b"x-gateway-sub-user", b"x-gateway-account-id", b"x-gateway-access-key-id",
-                    b"x-acs-request-id", b"x-forwarded-for", b"host", b"content-type"]
-CHARSETS = [b"", b"", b"", b"; charset=utf-8", b"; charset=UTF8", b'; charset="utf-8"', b"; charset=utf-7",
-            b"; charset=UTF-7", b"; charset=latin-1", b"; charset=iso-8859-1", b"; charset=utf-16",
-            b"; charset=utf-8; charset=utf-7", b"; foo=bar; charset=utf-7", b";charset=utf-16le", b"; charset=nope"]
-ENCODINGS = [b"gzip", b"deflate", b"br", b"identity", b"x-custom"]
+             (b"X_Forwarded_For", b"203.0.113.7"), (b"X-Forwarded-For", b"127.0.0.1, 203.0.113.7")]
+API_SPOOFS = [(b"X_Acs_Action", b"DeleteInstance"), (b"x_acs_version", b"2016-01-01"),
+              (b"X-ACS-ACTION_", b"DeleteInstance")]
+CONNECTION_OWNED = [b"x-gateway-sub-user", b"x-gateway-account-id", b"x-gateway-access-key-id", b"x-acs-request-id",
+                    b"x-forwarded-for", b"forwarded", b"x-real-ip", b"X_Gateway_Sub_User"]
+CONNECTION_END_TO_END = [b"content-type", b"content-length", b"authorization", b"host", b"x-acs-action",
+                         b"x-acs-version", b"x-acs-date", b"x-acs-signature-nonce", b"x-acs-content-sha256",
+                         b"Content-Type", b"transfer-encoding", b"accept"]
+UTF8_CHARSETS = [b"; charset=utf-8", b'; charset="utf-8"', b";charset=UTF-8", b"; CHARSET=Utf-8", b"; charset=utf-8 "]
+OTHER_CHARSETS = [b"; charset=UTF8", b"; charset=utf-7", b"; charset=UTF-7", b"; charset=latin-1",
+                  b"; charset=iso-8859-1", b"; charset=utf-16", b"; charset=utf-8; charset=utf-7",
+                  b"; foo=bar; charset=utf-7", b";charset=utf-16le", b"; charset=nope", b"; charset = utf-8",
+                  b"; charset=utf-8, text/plain"]
+NOT_FORM = [b"text/plain", b"multipart/form-data; boundary=b", b"application/json", b"", b"application/x-www-form"]
+FORM_SPELLINGS = [FORM, FORM, b"APPLICATION/X-WWW-FORM-URLENCODED", b"Application/x-www-form-urlencoded"]
+ENCODINGS = [b"gzip", b"deflate", b"br", b"x-custom", b"identity, gzip"]
+HEADER_BYTES = [(b"X-Note", b"caf\xe9 \xff\xfe"), (b"User-Agent", b"\xc3\x28\xa0\xa1"), (b"X-Note", b"a\tb  "),
+                (b"X-Note", b"x-gateway-account-id: 2222"), (b"Accept-Language", b"\x80\x81"), (b"X-Empty", b"")]
+OBS_FOLDS = [(b"X-Note", b"a\r\n b"), (b"X-Note", b"a\r\n\tx-gateway-account-id: 2222"),
+             (b"User-Agent", b"sdk\r\n X_Gateway_Sub_User: admin")]
 
 
 @st.composite
 def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
-    """One signed adversarial request to the gateway at ``gateway`` (its Host: ``host:port``)."""
+    """One signed request to the gateway at ``gateway`` (its Host: ``host:port``) with 0-2 features."""
+    odd = draw(features())
+    # Where a hostile feature and an odd one set the same thing, the hostile one wins.
+    odd -= {f for hostile, f in _OVERRIDES if hostile in odd}
     key = draw(st.sampled_from(KEYS))
     version = draw(st.sampled_from(["V1", "V3"]))
-    method = draw(st.sampled_from(["GET", "POST", "POST"]))
-    action, pairs, shapes = draw(api_params(key))
-    shapes = [version, method, *shapes]
+    needs_body = bool(odd & _NEEDS_BODY)
+    method = "GET" if "body-on-get" in odd else "POST" if needs_body or "content-type-twice-empty" in odd \
+        else draw(st.sampled_from(["GET", "POST"]))
+    action, pairs = draw(api_params(key, odd))
+    shapes = [version, method, f"key-{key}", *sorted(odd)]
 
-    has_body = method == "POST" or draw(st.integers(0, 5)) == 0
-    shapes += ["body-on-get"] * (has_body and method == "GET")
-    in_body = [draw(st.booleans()) if has_body else False for _ in pairs]
-    if has_body and pairs and draw(st.integers(0, 5)) == 0:  # the same name in query and body
-        name, _ = pairs[0]
+    body_allowed = (method == "POST" and "content-type-twice-empty" not in odd) or "body-on-get" in odd
+    in_body = [body_allowed and draw(st.booleans()) for _ in pairs]
+    if body_allowed and needs_body | ("body-on-get" in odd) and not any(in_body):
+        # A feature about the body needs one: at least one parameter goes there.
+        pairs.append(("Note" if all(n != "Note" for n, _ in pairs) else "RegionId", "n"))
+        if action != "DescribeEcho":
+            pairs[-1] = ("RegionId", "cn-hangzhou")
+        in_body.append(True)
+    if "name-twice" in odd:
+        name, _ = pairs[0] if pairs else ("RegionId", "x")
+        if not pairs:
+            pairs.append((name, "cn"))
+            in_body.append(True)
         pairs.append((name, draw(values)))
         in_body.append(not in_body[0])
-        shapes.append("name-twice")
     query_parts = [(n, v) for (n, v), b in zip(pairs, in_body, strict=True) if not b]
     body_parts = [(n, v) for (n, v), b in zip(pairs, in_body, strict=True) if b]
 
-    def wire(parts: list[tuple[str, str]], raw_ok: bool) -> list[bytes]:
+    raw_where = draw(st.sampled_from(["query", "body"])) if "raw-bytes" in odd else ""
+
+    def wire(parts: list[tuple[str, str]], raw: bool) -> list[bytes]:
         out = []
         for name, value in parts:
-            separator = b"" if not value and draw(st.integers(0, 3)) == 0 else b"="
-            out.append(draw(written(name, raw_ok)) + separator + (draw(written(value, raw_ok)) if separator else b""))
+            separator = b"" if not value and "empty" in odd and draw(st.booleans()) else b"="
+            value_bytes = draw(written(value, "escapes" in odd, raw)) if separator else b""
+            out.append(draw(written(name, "escapes" in odd, False)) + separator + value_bytes)
         return out
 
-    query_items = wire(query_parts, draw(st.integers(0, 9)) == 0)
-    body_items = wire(body_parts, True)
-    joiner = draw(st.sampled_from([b"&", b"&", b"&", b"&&"]))
-    if draw(st.integers(0, 9)) == 0:
-        query_items.append(b"")  # a trailing "&"
+    query_items = wire(query_parts, raw_where == "query")
+    body_items = wire(body_parts, raw_where == "body")
+    if raw_where:  # a raw byte the gateway refuses, whatever the values were
+        raw = draw(st.sampled_from([b"Note=caf\xc3\xa9", b"Note=\xff", b"Note=a;Action=DeleteInstance", b"Note=a#b"]))
+        (query_items if raw_where == "query" else body_items).append(raw)
+    joiner = b"&"
+    if "joiners" in odd:
+        joiner = draw(st.sampled_from([b"&", b"&&"]))
+        query_items = [b"", *query_items] if draw(st.booleans()) else [*query_items, b""]
+    if "semicolon" in odd:
+        joiner = b";"
 
-    form, path_prefix = draw(target_forms(gateway, victim_port))
-    shapes.append(f"target-{form}")
-    path = draw(st.sampled_from(PATHS))
-    shapes += ["odd-path"] * (path not in (b"/", b"/svc/a"))
+    form, path_prefix = draw(target_forms(gateway, victim_port)) if "target-form" in odd else ("origin", b"")
+    path = b"/"
+    if "odd-path" in odd:
+        path = draw(st.sampled_from(ODD_PATHS))
+    elif "bad-path" in odd:
+        path = draw(st.sampled_from(BAD_PATHS))
+    if form != "origin":
+        shapes.append(f"target-{form}")
     base = path_prefix + path if form in ("origin", "absolute", "absolute-other", "star-at", "double-slash") \
         else path_prefix
     headers: list[tuple[bytes, bytes]] = [(b"host", gateway)]
 
-    content_type = b""
-    if has_body:
-        media = draw(st.sampled_from([FORM] * 6 + [b"APPLICATION/X-WWW-FORM-URLENCODED", b"text/plain"]))
-        charset = draw(st.sampled_from(CHARSETS))
+    has_body = bool(body_items) or "multipart-raw" in odd
+    if has_body or needs_body:
+        media = draw(st.sampled_from(FORM_SPELLINGS))
+        charset = b""
+        if "charset-utf8" in odd:
+            charset = draw(st.sampled_from(UTF8_CHARSETS))
+        elif "charset-other" in odd:
+            charset = draw(st.sampled_from(OTHER_CHARSETS))
         content_type = media + charset
-        shapes += [f"charset{charset.decode()}"] * bool(charset)
-        if draw(st.integers(0, 9)) > 0:
+        if "not-form" in odd:
+            content_type = draw(st.sampled_from(NOT_FORM))
+        if "multipart-raw" in odd:
+            content_type = draw(st.sampled_from([FORM, b"multipart/form-data; boundary=b"]))
+        if content_type:
             headers.append((b"content-type", content_type))
-        if draw(st.integers(0, 9)) == 0:
+        if "content-type-twice" in odd:
             headers.append((b"Content-Type", draw(st.sampled_from([FORM + b"; charset=utf-7", b"text/plain", FORM]))))
-            shapes.append("content-type-twice")
-        if draw(st.integers(0, 7)) == 0:
-            headers.append((b"content-encoding", draw(st.sampled_from(ENCODINGS))))
-            shapes.append("content-encoding")
+    if "content-type-twice-empty" in odd:
+        headers += [(b"content-type", FORM),
+                    (b"Content-Type", draw(st.sampled_from([FORM + b"; charset=utf-7", b"text/plain", FORM])))]
+    if "content-encoding" in odd:
+        headers.append((b"content-encoding", draw(st.sampled_from(ENCODINGS))))
+    if "content-encoding-identity" in odd:
+        headers.append((b"Content-Encoding", draw(st.sampled_from([b"identity", b"IDENTITY", b" identity"]))))
 
     def gateway_reads(query: bytes, body: bytes) -> tuple[dict[str, str], dict[str, str]] | None:
         parsed_query: dict[str, str] = {}
         try:
             parse_into(query, parsed_query)
             params = dict(parsed_query)
-            folded = b",".join(v for n, v in headers if n.lower() == b"content-type")
-            if method == "POST" and body and folded.split(b";", 1)[0].strip().lower() == FORM:
+            if method == "POST" and body:
                 parse_into(body, params)
         except BadInput:
             return None
@@ -193,7 +336,7 @@ def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
         common = {"Action": action, "Version": VERSION, "Format": draw(st.sampled_from(["JSON", "XML"]))}
         if any(n in nonce_free for n, _ in pairs):
             common = {}
-        common_in_body = method == "POST" and has_body and draw(st.booleans())
+        common_in_body = method == "POST" and "common-in-body" in odd
         query = joiner.join(query_items)
         body = joiner.join(body_items)
         read = gateway_reads(_query_of(base + b"?" + query), body) or ({}, {})
@@ -213,33 +356,41 @@ def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
         v3 = sign_request_v3(method=method, host=gateway.decode(), path=_path_of(target), query=read[0], body=body,
                              action=action, version=VERSION, access_key_id=key, secret=SECRETS[key])
         headers += [(k.encode(), v.encode()) for k, v in v3.items() if k != "host"]
-    if form == "authority" or form == "star":
+    if "multipart-raw" in odd:
+        body = b"--b\r\nContent-Disposition: form-data; name=\"Action\"\r\n\r\nDeleteInstance\r\n--b--\r\n" + body
+    if form in ("authority", "star"):
         target = base  # no path at all: the query is lost, as such a target carries none
-    headers += draw(header_noise())
-    for name, _ in headers:
-        if name.lower() in (b"connection", b"forwarded", b"x-real-ip", b"x_real_ip") or b"gateway" in name.lower() \
-                or b"request" in name.lower() or b"forwarded" in name.lower():
-            shapes.append("header-" + name.decode().lower().replace("_", "-"))
+    headers += draw(header_noise(odd))
     order = draw(st.permutations(range(len(headers))))
-    chunked = bool(body) and draw(st.integers(0, 4)) == 0
-    shapes += ["chunked"] * chunked
+    chunked = bool(body) and "chunked" in odd
     request = RawRequest(method.encode(), target, tuple(headers[i] for i in order), body, chunked)
-    if body and not chunked and draw(st.integers(0, 14)) == 0:
+    if "content-length-twice" in odd and body and not chunked:
         request = RawRequest(request.method, request.target, (*request.headers, (b"content-length",
                              str(len(body)).encode())), body)
-        shapes.append("content-length-twice")
     return Case(request, version, key, tuple(dict.fromkeys(shapes)))
 
 
 @st.composite
-def header_noise(draw: st.DrawFn) -> list[tuple[bytes, bytes]]:
+def header_noise(draw: st.DrawFn, odd: frozenset[str]) -> list[tuple[bytes, bytes]]:
     out: list[tuple[bytes, bytes]] = []
-    for name in draw(st.lists(st.sampled_from(IDENTITY_SPOOFS), unique=True, max_size=3)):
-        out.append((name, draw(st.sampled_from([b"2222", b"LTAIbob", b"ops", b"evil", b"2222, 1111"]))))
-    out += draw(st.lists(st.sampled_from(IP_SPOOFS), unique=True, max_size=2))
-    if draw(st.integers(0, 3)) == 0:
-        names = draw(st.lists(st.sampled_from(CONNECTION_NAMES), min_size=1, unique=True, max_size=5))
-        out.append((b"Connection", b", ".join(names)))
+    if "spoof-identity" in odd:
+        for name in draw(st.lists(st.sampled_from(IDENTITY_SPOOFS), unique=True, min_size=1, max_size=3)):
+            out.append((name, draw(st.sampled_from([b"2222", b"LTAIbob", b"ops", b"evil", b"2222, 1111", b""]))))
+    if "spoof-client-ip" in odd:
+        out += draw(st.lists(st.sampled_from(IP_SPOOFS), unique=True, min_size=1, max_size=2))
+    if "spoof-api-header" in odd:
+        out += draw(st.lists(st.sampled_from(API_SPOOFS), unique=True, min_size=1, max_size=2))
+    connection: list[bytes] = []
+    if "connection-owned" in odd:
+        connection += draw(st.lists(st.sampled_from(CONNECTION_OWNED), min_size=1, unique=True, max_size=4))
+    if "connection-end-to-end" in odd:
+        connection += draw(st.lists(st.sampled_from(CONNECTION_END_TO_END), min_size=1, unique=True, max_size=3))
+    if connection:
+        out.append((b"Connection", b", ".join([b"keep-alive", *connection])))
+    if "header-bytes" in odd:
+        out += draw(st.lists(st.sampled_from(HEADER_BYTES), unique=True, min_size=1, max_size=2))
+    if "obs-fold" in odd:
+        out.append(draw(st.sampled_from(OBS_FOLDS)))
     return out
 
 

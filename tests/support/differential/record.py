@@ -32,8 +32,11 @@ class Recorder:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.admitted: list[Admitted] = []
+        self.websockets: list[Scope] = []  # websocket scopes the gateway let through: none, ever
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            self.websockets.append(scope)
         if scope["type"] == "http" and "gateway" in scope:
             self.admitted.append(Admitted(Expected.from_ctx(scope["gateway"])))
         await self.app(scope, receive, send)
@@ -44,6 +47,7 @@ class ServiceRecorder:
 
     def __init__(self) -> None:
         self.admitted: list[Admitted] = []
+        self.websockets: list[Scope] = []  # websocket scopes the gateway let through: none, ever
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -52,6 +56,7 @@ class ServiceRecorder:
             await send({"type": "lifespan.shutdown.complete"})
             return
         if scope["type"] != "http":  # a websocket the middleware let through: record it as admitted
+            self.websockets.append(scope)
             self.admitted.append(Admitted(Expected((), scope.get("path", ""), {}), scope))
             await send({"type": "websocket.close", "code": 1000})
             return
