@@ -16,6 +16,7 @@ from types import MappingProxyType
 from gateway.context import RequestContext
 from gateway.forwarded import CLIENT_IP_HEADERS, Headers
 from gateway.memo import PerObjects
+from gateway.parsing import BadInput
 
 PREFIX = b"x-gateway-"
 REQUEST_ID = b"x-acs-request-id"
@@ -35,11 +36,18 @@ _FOLD = bytes(
     byte + 32 if 65 <= byte <= 90 else byte if 97 <= byte <= 122 or 48 <= byte <= 57 else 45 for byte in range(256)
 )
 _OWNED_EXACT = CLIENT_IP_HEADERS | {REQUEST_ID}
-# What to do with a client's header, by name as received: keep it, drop it (the gateway owns it), or
+# Headers the gateway reads to check a request (and V3 signs every x-acs-* one it is given): a client
+# name that only folds into one of these (``X_Acs_Action``) is read by a WSGI service as the checked
+# header itself, or joined to it, so such a request is refused rather than forwarded.
+_CHECKED = frozenset({b"host", b"authorization", b"content-type", b"content-length", b"content-encoding",
+                      b"transfer-encoding", b"accept", b"connection"})
+_CHECKED_PREFIX = b"x-acs-"
+# What to do with a client's header, by name as received: keep it, drop it (the gateway owns it),
 # keep a Connection header without the tokens naming owned headers (a proxy wrapped by the gateway
-# would drop those after the gateway wrote them). A request's names are a handful of well-known ones,
-# so the fold runs once per distinct name; bounded, because names are the client's to choose.
-KEEP, OWNED, CONNECTION = 0, 1, 2
+# would drop those after the gateway wrote them), or refuse the request (a spelling of a checked
+# header). A request's names are a handful of well-known ones, so the fold runs once per distinct
+# name; bounded, because names are the client's to choose.
+KEEP, OWNED, CONNECTION, AMBIGUOUS = 0, 1, 2, 3
 _VERDICTS: dict[bytes, int] = {}
 _VERDICTS_SIZE = 4096
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"Keep-Alive", b"Close"})
@@ -53,9 +61,13 @@ def fold(name: bytes) -> bytes:
 def _verdict(name: bytes) -> int:
     verdict = _VERDICTS.get(name)
     if verdict is None:
-        folded = fold(name)
-        owned = folded.startswith(PREFIX) or folded in _OWNED_EXACT
-        verdict = OWNED if owned else CONNECTION if name.lower() == b"connection" else KEEP
+        folded, lowered = fold(name), name.lower()
+        if folded.startswith(PREFIX) or folded in _OWNED_EXACT:
+            verdict = OWNED
+        elif folded != lowered and (folded in _CHECKED or folded.startswith(_CHECKED_PREFIX)):
+            verdict = AMBIGUOUS
+        else:
+            verdict = CONNECTION if lowered == b"connection" else KEEP
         if len(_VERDICTS) >= _VERDICTS_SIZE:
             _VERDICTS.clear()
         _VERDICTS[name] = verdict
@@ -65,6 +77,17 @@ def _verdict(name: bytes) -> int:
 def is_owned(name: bytes) -> bool:
     """True for a header only the gateway may write (``X_Gateway_Account_Id`` as much as the real one)."""
     return _verdict(name) == OWNED
+
+
+def check_header_names(raw: Headers) -> None:
+    """Refuse a request carrying a header that a server would fold into one the gateway checked."""
+    verdicts = _VERDICTS
+    for name, _ in raw:
+        verdict = verdicts.get(name)
+        if verdict is None:
+            verdict = _verdict(name)
+        if verdict == AMBIGUOUS:
+            raise BadInput("a header name that folds into one the gateway checks (x-acs-*, content-type...)")
 
 
 def _connection(value: bytes) -> bytes:

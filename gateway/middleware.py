@@ -14,7 +14,7 @@ from gateway.chain import build_chain
 from gateway.context import RequestContext
 from gateway.errors import Err, GatewayError
 from gateway.forwarded import ClientAddress, forwarded_headers
-from gateway.identity import downstream_headers
+from gateway.identity import check_header_names, downstream_headers
 from gateway.layers.parse import ClientDisconnected, guess_format
 from gateway.ops import OpsApp
 from gateway.parsing import BadInput
@@ -112,6 +112,7 @@ class GatewayMiddleware:
                 if ctx.head_too_large:  # `gateway serve` answers 431 first; another server may not bound heads
                     raise BadInput("request headers larger than GATEWAY_MAX_HEADER_BYTES")
                 check_target(scope)  # before any layer: a refused target costs no nonce or quota
+                check_header_names(scope["headers"])
                 for layer in self.layers:
                     pending = layer.check(ctx)
                     if pending is not None:

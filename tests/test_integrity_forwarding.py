@@ -21,6 +21,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from gateway import GatewayMiddleware, Settings
+from gateway.identity import check_header_names
+from gateway.parsing import BadInput
 from gateway.policy import Policy
 from gateway.proxy import ProxyApp
 from gateway.signing import sign_request_v3
@@ -199,6 +201,27 @@ def test_identity_headers_in_other_spellings_never_reach_the_service(gw: tuple[s
     assert environ["HTTP_X_ACS_REQUEST_ID"] == seen["RequestId"]
     assert "HTTP_X_GATEWAY_SUB_USER" not in environ
     assert "forged" not in json.dumps(headers) and "2222" not in json.dumps(headers)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("X_Acs_Action", "DeleteInstance"), ("x_acs_version", "2016-01-01"), ("x.acs.signature-nonce", "n"),
+    ("Content_Type", "text/plain; charset=utf-7"), ("authorization_", "x"), ("x!acs!date", "2030-01-01"),
+])
+def test_a_spelling_of_a_checked_header_is_refused(gw: tuple[str, Echo], name: str, value: str) -> None:
+    # Found by tests/test_differential.py: a WSGI service reads X_Acs_Action as HTTP_X_ACS_ACTION, the
+    # API the gateway checked (or that value joined to it), so the request is refused, nothing spent.
+    params = signed_params("DescribeEcho")
+    response = httpx.get(f"{gw[0]}/echo?{query(params)}", headers=[(name, value)])
+    assert (response.status_code, response.json().get("Code")) == (400, "InvalidParameter"), response.text
+    assert _echo(gw[0], params, {})["Headers"]  # the same nonce is still unspent
+
+
+def test_a_header_folding_into_a_checked_one_is_ambiguous() -> None:
+    for name in (b"X_Acs_Action", b"x_acs_anything", b"Content_Length", b"host_", b"Accept.", b"connection!"):
+        with pytest.raises(BadInput):
+            check_header_names([(b"host", b"h"), (name, b"v")])
+    check_header_names([(b"x-acs-action", b"A"), (b"X-Acs-Version", b"V"), (b"x-custom_name", b"v"),
+                        (b"x_gateway_account_id", b"dropped, not refused"), (b"user_agent", b"kept")])
 
 
 # Item 5 ------------------------------------------------------------------------------------------
