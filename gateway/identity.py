@@ -79,17 +79,6 @@ def is_owned(name: bytes) -> bool:
     return _verdict(name) == OWNED
 
 
-def check_header_names(raw: Headers) -> None:
-    """Refuse a request carrying a header that a server would fold into one the gateway checked."""
-    verdicts = _VERDICTS
-    for name, _ in raw:
-        verdict = verdicts.get(name)
-        if verdict is None:
-            verdict = _verdict(name)
-        if verdict == AMBIGUOUS:
-            raise BadInput("a header name that folds into one the gateway checks (x-acs-*, content-type...)")
-
-
 def _connection(value: bytes) -> bytes:
     if value in _PLAIN_CONNECTION:
         return value
@@ -117,7 +106,11 @@ def _identity(ctx: RequestContext) -> Headers:
 
 
 def client_headers(raw: Headers) -> Headers:
-    """The client's headers minus every one the gateway owns, in any spelling."""
+    """The client's headers minus every one the gateway owns, in any spelling.
+
+    Raises `BadInput` for a header a server would fold into one the gateway checks: run before the
+    chain, so that such a request spends nothing; its result is what the service gets of the client's.
+    """
     verdicts = _VERDICTS
     kept = []
     for name, value in raw:
@@ -128,13 +121,15 @@ def client_headers(raw: Headers) -> Headers:
             kept.append((name, value))
         elif verdict == CONNECTION:
             kept.append((name, _connection(value)))
+        elif verdict == AMBIGUOUS:
+            raise BadInput("a header name that folds into one the gateway checks (x-acs-*, content-type...)")
     return kept
 
 
-def downstream_headers(ctx: RequestContext, raw: Headers, forwarded: Headers) -> Headers:
-    """The client's headers minus any claim of the gateway's, plus the identity the gateway established
-    and its ``forwarded`` client-IP headers (`gateway.forwarded.forwarded_headers`)."""
-    headers = client_headers(raw)
+def downstream_headers(ctx: RequestContext, client: Headers, forwarded: Headers) -> Headers:
+    """The ``client`` headers (`client_headers`, extended in place) plus the identity the gateway
+    established and its ``forwarded`` client-IP headers (`gateway.forwarded.forwarded_headers`)."""
+    headers = client
     headers.extend(_identity(ctx))
     headers.append((REQUEST_ID, ctx.request_id.encode()))
     headers.extend(forwarded)

@@ -13,8 +13,8 @@ from gateway.accesslog import log_request, redact_uvicorn_access_log
 from gateway.chain import build_chain
 from gateway.context import RequestContext
 from gateway.errors import Err, GatewayError
-from gateway.forwarded import ClientAddress, forwarded_headers
-from gateway.identity import check_header_names, downstream_headers
+from gateway.forwarded import ClientAddress, Headers, forwarded_headers
+from gateway.identity import client_headers, downstream_headers
 from gateway.layers.parse import ClientDisconnected, guess_format
 from gateway.ops import OpsApp
 from gateway.parsing import BadInput
@@ -112,7 +112,7 @@ class GatewayMiddleware:
                 if ctx.head_too_large:  # `gateway serve` answers 431 first; another server may not bound heads
                     raise BadInput("request headers larger than GATEWAY_MAX_HEADER_BYTES")
                 check_target(scope)  # before any layer: a refused target costs no nonce or quota
-                check_header_names(scope["headers"])
+                client = client_headers(scope["headers"])  # the same: refuses a folded spelling of a checked header
                 for layer in self.layers:
                     pending = layer.check(ctx)
                     if pending is not None:
@@ -120,7 +120,7 @@ class GatewayMiddleware:
                 if ctx.replay is not None:
                     await send_stored(ctx, send, ctx.replay)
                 else:
-                    await self._forward(ctx, scope, send)
+                    await self._forward(ctx, scope, client, send)
             except GatewayError as exc:
                 guess_format(ctx)
                 error = exc
@@ -138,10 +138,10 @@ class GatewayMiddleware:
                 except Exception:  # an observer must never turn an answered request into a crash
                     log.exception("observer %r failed on request %s", observe, ctx.request_id)
 
-    async def _forward(self, ctx: RequestContext, scope: Scope, send: Send) -> None:
+    async def _forward(self, ctx: RequestContext, scope: Scope, client: Headers, send: Send) -> None:
         renewal = self._renewal(ctx)
         responder = Responder(ctx, send, keep=self._keeper(ctx, renewal), max_answer=self.settings.max_answer_bytes)
-        downstream = self._downstream(ctx, scope)
+        downstream = self._downstream(ctx, scope, client)
         escaped: BaseException | None = None  # settled first, then raised on: a finally, without its await
         try:
             error: GatewayError | None = None
@@ -169,13 +169,13 @@ class GatewayMiddleware:
         if escaped is not None:
             raise escaped
 
-    def _downstream(self, ctx: RequestContext, scope: Scope) -> Scope:
+    def _downstream(self, ctx: RequestContext, scope: Scope, client: Headers) -> Scope:
         """The scope the service gets: the gateway's identity and client-IP headers, and its client."""
         address = self.client_address.of(scope)
         host = ctx.headers.get("host")
         forwarded = forwarded_headers(address, scope.get("scheme", "http"),
                                       None if host is None else host.encode("latin-1"))
-        downstream = {**scope, "headers": downstream_headers(ctx, scope["headers"], forwarded), "gateway": ctx}
+        downstream = {**scope, "headers": downstream_headers(ctx, client, forwarded), "gateway": ctx}
         peer = scope.get("client")
         if address is not None and (peer is None or peer[0] != address):
             # request.client must agree with X-Forwarded-For: a trusted proxy's client has no known port.
