@@ -30,6 +30,8 @@ class Signed:
 
 def decode_pairs(raw: bytes) -> dict[str, str] | None:
     """CONTRACT §2 / README "Request rules", written independently: None where it says refuse."""
+    if any(b < 0x21 or b > 0x7E or b in b"#;" for b in raw):
+        return None  # raw bytes parsers read differently: the README says escape them
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -51,8 +53,20 @@ def decode_pairs(raw: bytes) -> dict[str, str] | None:
     return out
 
 
+# Headers the README says the gateway checks: a name that only a server's folding (any byte but a
+# letter or digit read as "-") turns into one of them is refused.
+_CHECKED = {b"host", b"authorization", b"content-type", b"content-length", b"content-encoding",
+            b"transfer-encoding", b"accept", b"connection"}
+
+
+def _checked_in_disguise(name: bytes) -> bool:
+    folded = re.sub(rb"[^a-z0-9]", b"-", name.lower()).strip(b"-")
+    return folded != name.lower() and (folded in _CHECKED or folded.startswith(b"x-acs-"))
+
+
 def _header_map(request: RawRequest) -> dict[bytes, bytes] | None:
-    """Folded, lower-cased headers as HTTP reads the lines; None when httptools would refuse one."""
+    """Folded, lower-cased headers as HTTP reads the lines; None when httptools would refuse one, or
+    when the README's header rules refuse the request."""
     folded: dict[bytes, bytes] = {}
     for line_name, line_value in request.headers:
         name, _, value = (line_name + b": " + line_value).partition(b":")  # a name may have gained a ':'
@@ -60,9 +74,21 @@ def _header_map(request: RawRequest) -> dict[bytes, bytes] | None:
             return None
         if any((b < 0x20 and b != 0x09) or b == 0x7F for b in value):
             return None
+        if _checked_in_disguise(name):
+            return None
         key, value = name.lower(), value.strip(b" \t")
         folded[key] = folded[key] + b"," + value if key in folded else value
+    if folded.get(b"content-encoding", b"identity").lower() != b"identity":
+        return None
+    if folded.get(b"transfer-encoding", b"chunked").lower() != b"chunked" or b"," in folded.get(b"content-type", b""):
+        return None
     return folded
+
+
+def _form_type(content_type: bytes) -> bool:
+    """The one body type the README accepts: the form type, with no parameter but a UTF-8 charset."""
+    media, _, rest = content_type.partition(b";")
+    return media.strip().lower() == FORM and rest.strip().lower() in (b"", b"charset=utf-8", b'charset="utf-8"')
 
 
 def _auth_meaning(value: bytes) -> tuple[bytes, ...]:
@@ -87,7 +113,7 @@ def meaning(signed: Signed, request: RawRequest) -> tuple[Any, ...] | None:
         return None
     params = dict(query)
     if request.body and request.method == b"POST":
-        if headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower() != FORM:
+        if not _form_type(headers.get(b"content-type", b"")):
             return None
         form = decode_pairs(request.body)
         if form is None or form.keys() & params.keys():
