@@ -1,8 +1,8 @@
 """How a request's cost grows: with the request (parameters, body size) and with the policy (keys).
 
-    .venv/bin/python bench/growth.py [--quick | --full] [--load-timeout 60] [--json PATH] [--chart PATH]
+    python -m bench.growth [--quick | --full] [--load-timeout 60] [--json PATH] [--chart PATH]
 
-Measured in-process, as bench/profile_chain.py does: ASGI scopes built ahead and driven straight into
+Measured in-process, as bench/inprocess.py does: ASGI scopes built ahead and driven straight into
 the gateway (memory store) in front of the bare bench app, no server and no network; each call is
 timed with perf_counter. A figure is the median over a pool of distinct requests (each with its own
 nonce), then the median of three rounds. Two requests per size:
@@ -44,17 +44,16 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from starlette.applications import Starlette
-from starlette.routing import Route
 
-from bench.apps import describe_regions
-from bench.common import PYTHON, rss_bytes
+from bench.apps import ROUTES
+from bench.signed import scope
 from gateway import GatewayMiddleware, Settings
 from gateway.policy import AccessKey, Policy, load_policy, parse_policy
 from gateway.rates import parse_rate
 from gateway.signing import percent_encode, sign_request_v1
+from tests.support.procfs import rss_bytes
+from tests.support.servers import ROOT
 
 PARAMS = (10, 50, 200)
 BODIES = (1 << 10, 8 << 10, 64 << 10, 256 << 10, 1 << 20)
@@ -102,13 +101,6 @@ class Request:
     size: int  # bytes of query string plus body
 
 
-def _scope(method: str, query: bytes, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-            "scheme": "http", "path": "/", "raw_path": b"/", "query_string": query, "root_path": "",
-            "headers": [(b"host", b"127.0.0.1:8080"), *headers], "client": ("127.0.0.1", 5000),
-            "server": ("127.0.0.1", 8080)}
-
-
 def _encoded(params: dict[str, str]) -> bytes:
     return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items()).encode()
 
@@ -130,7 +122,7 @@ def get_request(size: int, *, key: int = 0, bad: bool = False) -> Request:
     if len(signed) != size:
         raise AssertionError((len(signed), size))
     query = _encoded(signed)
-    return Request(_scope("GET", query, [(b"user-agent", b"bench")]), [b""], len(query))
+    return Request(scope("GET", query), [b""], len(query))
 
 
 @functools.cache
@@ -154,7 +146,7 @@ def post_request(body_bytes: int, *, bad: bool = False) -> Request:
     body = _encoded(signed)
     chunks = [body[i:i + CHUNK] for i in range(0, len(body), CHUNK)]
     headers = [(b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", str(len(body)).encode())]
-    return Request(_scope("POST", b"", headers), chunks, len(body))
+    return Request(scope("POST", b"", headers), chunks, len(body))
 
 
 async def _call(app: Any, request: Request) -> tuple[int, float]:
@@ -188,7 +180,7 @@ async def median_us(app: Any, pool: list[Request], expect: int) -> float:
 def gateway_app(policy: Policy) -> Any:
     """The bench app (GET and POST, body unread) behind the chain on the memory store."""
     settings = Settings(access_log=False, max_body_bytes=4 << 20, redis_url=None)
-    app = Starlette(routes=[Route("/", describe_regions, methods=["GET", "POST"])])
+    app = Starlette(routes=ROUTES)
     return GatewayMiddleware(app, settings=settings, policy=policy)
 
 
@@ -276,8 +268,8 @@ def _load_child(n: int, path: str) -> dict[str, Any]:
 
 def _child(args: list[str], timeout: float) -> dict[str, Any] | None:
     try:
-        done = subprocess.run([PYTHON, __file__, "--child", *args], capture_output=True, text=True,
-                              timeout=timeout, check=True)
+        done = subprocess.run([sys.executable, "-m", "bench.growth", "--child", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
         return None
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
