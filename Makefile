@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/gateway serve --host 127.0.0.1 --port 8080
 
-# Without the tests marked slow (pyproject addopts: -m 'not slow'): `make fuzz` and `make soak` run them.
+# The tests marked slow included; the fuzz campaign and the soak skip themselves unless sized (below).
 test: $(STAMP)
 	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server"; exit 1; }
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -33,13 +33,14 @@ bench: $(STAMP) $(CSTAMP)
 GATEWAY_FUZZ_INPUTS ?= 100000
 GATEWAY_DIFF_EXAMPLES ?= 10000
 fuzz: $(STAMP)
-	GATEWAY_FUZZ_INPUTS=$(GATEWAY_FUZZ_INPUTS) $(BIN)/pytest -q -s -p no:cacheprovider -m slow tests/test_fuzz_campaign.py
+	GATEWAY_FUZZ_INPUTS=$(GATEWAY_FUZZ_INPUTS) $(BIN)/pytest -q -s -p no:cacheprovider tests/test_fuzz_campaign.py
 	GATEWAY_DIFF_EXAMPLES=$(GATEWAY_DIFF_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/test_differential.py
 
 # Length and load: SOAK_MINUTES (10), SOAK_RATE (400 req/s), SOAK_CONNECTIONS (16); tests/test_soak.py.
+SOAK_MINUTES ?= 10
 soak: $(STAMP)
 	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server"; exit 1; }
-	$(BIN)/pytest -q -s -p no:cacheprovider -m slow tests/test_soak.py
+	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/pytest -q -s -p no:cacheprovider tests/test_soak.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests bench
