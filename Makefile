@@ -18,22 +18,29 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/gateway serve --host 127.0.0.1 --port 8080
 
+# The tests marked slow included; the fuzz campaign and the soak skip themselves unless sized (below).
 test: $(STAMP)
 	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server"; exit 1; }
 	$(BIN)/pytest -q -p no:cacheprovider
 
-# With the compiled build too: its rows sit beside the pure-Python ones in the same run.
+# With the compiled build too: its rows sit beside the pure-Python ones in the same run. Each driver runs
+# alone as `python -m bench.<driver>` from here (bench/__init__.py lists them).
 bench: $(STAMP) $(CSTAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
+# Sizes: GATEWAY_FUZZ_INPUTS (100,000), GATEWAY_DIFF_EXAMPLES (10,000); `-s` shows the fuzz report.
+GATEWAY_FUZZ_INPUTS ?= 100000
+GATEWAY_DIFF_EXAMPLES ?= 10000
 fuzz: $(STAMP)
-	$(BIN)/python bench/fuzz.py
-	GATEWAY_DIFF_EXAMPLES=10000 $(BIN)/pytest -q -p no:cacheprovider tests/test_differential.py
+	GATEWAY_FUZZ_INPUTS=$(GATEWAY_FUZZ_INPUTS) $(BIN)/pytest -q -s -p no:cacheprovider tests/test_fuzz_campaign.py
+	GATEWAY_DIFF_EXAMPLES=$(GATEWAY_DIFF_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/test_differential.py
 
+# Length and load: SOAK_MINUTES (10), SOAK_RATE (400 req/s), SOAK_CONNECTIONS (16); tests/test_soak.py.
+SOAK_MINUTES ?= 10
 soak: $(STAMP)
 	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server"; exit 1; }
-	$(BIN)/python bench/soak.py
+	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/pytest -q -s -p no:cacheprovider tests/test_soak.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests bench

@@ -13,7 +13,7 @@ matplotlib.use("Agg")  # files only: no display on a bench machine
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from bench.common import Load
+from bench.load import Load
 
 ADMITTED, REJECTED, REFERENCE = "tab:blue", "tab:red", "0.6"
 

@@ -1,8 +1,8 @@
 """How a request's cost grows: with the request (parameters, body size) and with the policy (keys).
 
-    .venv/bin/python bench/growth.py [--quick | --full] [--load-timeout 60] [--json PATH] [--chart PATH]
+    python -m bench.growth [--quick | --full] [--load-timeout 60] [--json PATH] [--chart PATH]
 
-Measured in-process, as bench/profile_chain.py does: ASGI scopes built ahead and driven straight into
+Measured in-process, as bench/inprocess.py does: ASGI scopes built ahead and driven straight into
 the gateway (memory store) in front of the bare bench app, no server and no network; each call is
 timed with perf_counter. A figure is the median over a pool of distinct requests (each with its own
 nonce), then the median of three rounds. Two requests per size:
@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import functools
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -37,169 +34,36 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import count, pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import quote
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from starlette.applications import Starlette
-from starlette.routing import Route
-
-from bench.apps import describe_regions
-from bench.common import PYTHON, rss_bytes
-from gateway import GatewayMiddleware, Settings
-from gateway.policy import AccessKey, Policy, load_policy, parse_policy
+from bench.growth_requests import (
+    ACCOUNT,
+    PARAMS,
+    QUOTA,
+    ROUNDS,
+    Request,
+    gateway_app,
+    get_request,
+    key_id,
+    measure_pair,
+    median_us,
+    policy_text,
+    post_request,
+    secret,
+)
+from gateway.policy import AccessKey, load_policy, parse_policy
 from gateway.rates import parse_rate
-from gateway.signing import percent_encode, sign_request_v1
+from tests.support.procfs import rss_bytes
+from tests.support.servers import ROOT
 
-PARAMS = (10, 50, 200)
 BODIES = (1 << 10, 8 << 10, 64 << 10, 256 << 10, 1 << 20)
 KEYS = (10, 1_000, 10_000, 100_000, 1_000_000)
 LOAD_KEYS = (10, 100, 1_000, 3_000, 10_000)
 LOAD_KEYS_FULL = (*LOAD_KEYS, 100_000, 1_000_000)
-CHUNK = 64 << 10
-_SERIALS = count()
-ROUNDS = 3
-ACCOUNT = 4242
-QUOTA = "1000000000/day"
-
-HEAD = f"""[[accounts]]
-id = {ACCOUNT}
-name = "growth@example.com"
-
-[apis."2014-05-26".DescribeGrowth]
-params.Tag = {{ type = "String", repeated = true }}
-params.UserData = {{ type = "String" }}
-
-[limits]
-flow = "100000000/second"
-
-"""
-
-
-def key_id(i: int) -> str:
-    return f"LTAIgrowth{i:07d}"
-
-
-def secret(i: int) -> str:
-    return f"growth-secret-{i:07d}"
-
-
-def policy_text(keys: int) -> str:
-    entries = (f'[[access_keys]]\nid = "{key_id(i)}"\nsecrets = ["{secret(i)}"]\naccount = {ACCOUNT}\n'
-               f'quota = "{QUOTA}"\n\n' for i in range(keys))
-    return HEAD + "".join(entries)
-
-
-@dataclass
-class Request:
-    scope: dict[str, Any]
-    chunks: list[bytes]
-    size: int  # bytes of query string plus body
-
-
-def _scope(method: str, query: bytes, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-            "scheme": "http", "path": "/", "raw_path": b"/", "query_string": query, "root_path": "",
-            "headers": [(b"host", b"127.0.0.1:8080"), *headers], "client": ("127.0.0.1", 5000),
-            "server": ("127.0.0.1", 8080)}
-
-
-def _encoded(params: dict[str, str]) -> bytes:
-    return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items()).encode()
-
-
-def _spoiled(params: dict[str, str], bad: bool) -> dict[str, str]:
-    if bad:
-        sig = params["Signature"]
-        params["Signature"] = ("B" if sig[0] == "A" else "A") + sig[1:]
-    return params
-
-
-def get_request(size: int, *, key: int = 0, bad: bool = False) -> Request:
-    """A signed GET of ``size`` parameters, Signature included. Tag values never recur (a counter in
-    each), so gateway.signing's memo of short recurring strings only helps with what recurs in life."""
-    params = {"Action": "DescribeGrowth", "Version": "2014-05-26", "Format": "JSON", "RegionId": "cn-hangzhou"}
-    serial = next(_SERIALS)
-    params.update({f"Tag.{i}": f"value {serial}-{i}" for i in range(1, size - 9)})
-    signed = _spoiled(sign_request_v1(params, access_key_id=key_id(key), secret=secret(key)), bad)
-    if len(signed) != size:
-        raise AssertionError((len(signed), size))
-    query = _encoded(signed)
-    return Request(_scope("GET", query, [(b"user-agent", b"bench")]), [b""], len(query))
-
-
-@functools.cache
-def user_data(room: int) -> str:
-    """Base64 of random bytes whose percent-encoded form ('+' and '/' take three bytes) fits ``room``."""
-    data = base64.b64encode(os.urandom(room)).decode()[:room]
-    while (excess := len(quote(data, safe="")) - room) > 0:
-        data = data[: -max(1, excess // 2)]
-    return data
-
-
-def post_request(body_bytes: int, *, bad: bool = False) -> Request:
-    """A signed POST whose form body (every parameter, UserData filling it) is about ``body_bytes``.
-    UserData is the same in each (over 30 characters, it is never memoized); the nonce is not."""
-    params = {"Action": "DescribeGrowth", "Version": "2014-05-26", "Format": "JSON", "RegionId": "cn-hangzhou"}
-    overhead = len(_encoded(sign_request_v1({**params, "UserData": ""}, access_key_id=key_id(0),
-                                            secret=secret(0), method="POST")))
-    data = user_data(body_bytes - overhead)
-    signed = _spoiled(sign_request_v1({**params, "UserData": data}, access_key_id=key_id(0), secret=secret(0),
-                                      method="POST"), bad)
-    body = _encoded(signed)
-    chunks = [body[i:i + CHUNK] for i in range(0, len(body), CHUNK)]
-    headers = [(b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", str(len(body)).encode())]
-    return Request(_scope("POST", b"", headers), chunks, len(body))
-
-
-async def _call(app: Any, request: Request) -> tuple[int, float]:
-    messages = [{"type": "http.request", "body": chunk, "more_body": i < len(request.chunks) - 1}
-                for i, chunk in enumerate(request.chunks)]
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    started = time.perf_counter()
-    await app(dict(request.scope), receive, send)
-    return status, time.perf_counter() - started
-
-
-async def median_us(app: Any, pool: list[Request], expect: int) -> float:
-    times = []
-    for request in pool:
-        status, elapsed = await _call(app, request)
-        if status != expect:
-            raise SystemExit(f"growth: expected {expect}, got {status} ({request.size} bytes)")
-        times.append(elapsed)
-    return statistics.median(times) * 1e6
-
-
-def gateway_app(policy: Policy) -> Any:
-    """The bench app (GET and POST, body unread) behind the chain on the memory store."""
-    settings = Settings(access_log=False, max_body_bytes=4 << 20, redis_url=None)
-    app = Starlette(routes=[Route("/", describe_regions, methods=["GET", "POST"])])
-    return GatewayMiddleware(app, settings=settings, policy=policy)
-
-
-async def measure_pair(app: Any, make: Callable[[bool], Request], size: int) -> tuple[float, float]:
-    """(admitted, rejected) µs: medians of ROUNDS rounds, each over ``size`` fresh requests."""
-    admitted, rejected = [], []
-    await median_us(app, [make(False) for _ in range(min(size, 20))], 200)  # warm-up
-    for _ in range(ROUNDS):
-        admitted.append(await median_us(app, [make(False) for _ in range(size)], 200))
-        rejected.append(await median_us(app, [make(True) for _ in range(size)], 400))
-    return statistics.median(admitted), statistics.median(rejected)
 
 
 def _pool_size(size_bytes: int, quick: bool) -> int:
@@ -276,8 +140,8 @@ def _load_child(n: int, path: str) -> dict[str, Any]:
 
 def _child(args: list[str], timeout: float) -> dict[str, Any] | None:
     try:
-        done = subprocess.run([PYTHON, __file__, "--child", *args], capture_output=True, text=True,
-                              timeout=timeout, check=True)
+        done = subprocess.run([sys.executable, "-m", "bench.growth", "--child", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
         return None
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))

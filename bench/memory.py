@@ -1,7 +1,7 @@
 """What the memory store costs in memory: bytes per remembered nonce, the RSS of a process holding a
 million of them, and proof that it stays bounded.
 
-    .venv/bin/python bench/memory.py [--nonces 1000000] [--json PATH]
+    python -m bench.memory [--nonces 1000000] [--json PATH]
 
 A nonce is remembered until its Timestamp + GATEWAY_TIMESTAMP_SKEW (AdmitLayer passes that as the
 ticket's TTL), so a gateway holds about (request rate) x (skew + the timestamps' age) of them. This
@@ -24,17 +24,14 @@ import argparse
 import asyncio
 import gc
 import json
-import sys
 import time
 import tracemalloc
 import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import rss_bytes
 from gateway.stores import MemoryStore, Outcome, Ticket
+from tests.support.procfs import rss_bytes
 
 KEY_ID = "LTAI5tBenchKeyMemory0001"  # 24 characters, as Aliyun's are
 SCOPE = "1234567890123456"  # an account id

@@ -1,13 +1,13 @@
 """Where a saturated server's time goes: py-spy samples of one uvicorn worker under wrk, by package.
 
-    python bench/profile_load.py [--seconds 6] [--cases "bare Starlette;V1 chain (memory store)"] [--top 15]
+    python -m bench.profile_load [--seconds 6] [--cases "bare Starlette;V1 chain (memory store)"] [--top 15]
 
-Each case is served as bench/chain.py serves it (one worker, uvloop, httptools) and loaded by wrk at 32
+Each case is served as bench/throughput.py serves it (one worker, uvloop, httptools) and loaded by wrk at 32
 connections while py-spy (a bench extra) samples the worker's Python stacks. Every sample is charged to
 the innermost frame's package (gateway, uvicorn, starlette, redis, asyncio, json, …): time in C that
 Python called (a socket write, an HMAC, uvloop's own loop) goes to the frame that called it. Idle time
 is not sampled, so the shares are of the CPU the worker spent, which at saturation is all of it; with
-its CPU µs per request (bench/run.py) they say how many µs each package costs a request.
+its CPU µs per request (bench/throughput.py) they say how many µs each package costs a request.
 """
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.load import server_pid, uvicorn_server, write_paths, wrk
+from bench.signed import v1_path, v3_line
+from bench.throughput import CASES, PER_SECOND, Case
+from tests.support.redis import RedisServer, running_redis
 
-from bench.chain import CASES, PER_SECOND, nothing, v1_path
-from bench.common import redis_server, server_pid, uvicorn_server, write_paths, wrk
+BY_NAME = {case.name: case for case in CASES}
 
 # The package a frame's file belongs to: the first of these its path contains.
 PACKAGES = ("gateway/", "uvicorn/", "starlette/", "redis/", "hiredis", "asyncio/", "json/", "bench/")
@@ -38,14 +41,13 @@ def package(frame: str) -> str:
     return "other (stdlib, C)" if where else "native"
 
 
-def profile(name: str, seconds: int, redis_url: str | None) -> tuple[int, collections.Counter[str],
-                                                                      collections.Counter[str], float]:
-    target, needs_redis, maker = CASES[name]
-    env = {"GATEWAY_REDIS_URL": redis_url or ""} if needs_redis else {"GATEWAY_REDIS_URL": ""}
+def profile(case: Case, seconds: int, redis: RedisServer | None) -> tuple[int, collections.Counter[str],
+                                                                         collections.Counter[str], float]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    with uvicorn_server(target, env, ready_path="/_gateway/health" if maker else "/") as url, \
-            tempfile.NamedTemporaryFile(suffix=".txt") as raw:
-        paths = write_paths((maker or (lambda host: v1_path))(url.split("://")[1]), PER_SECOND * (seconds + 2))
+    with uvicorn_server(case.target, case.env(redis.url if redis else "", ""), ready_path=case.ready,
+                        http=case.http) as url, tempfile.NamedTemporaryFile(suffix=".txt") as raw:
+        maker = v3_line(url.split("://")[1]) if case.signed == "v3" else v1_path
+        paths = write_paths(maker, PER_SECOND * (seconds + 2))
         try:
             wrk(url + "/", seconds=1, paths=paths)  # warm-up
             sampler = subprocess.Popen([spy, "record", "-p", str(server_pid(url)), "-d", str(seconds), "-r", "200",
@@ -81,8 +83,8 @@ def markdown(name: str, total: int, by_package: collections.Counter[str], by_fun
 
 def measure(names: list[str], seconds: int, top: int) -> str:
     """Each case profiled in turn (with a Redis of its own where a case needs one), as markdown."""
-    with redis_server() if any(CASES[n][1] for n in names) else nothing() as redis_url:
-        return "\n".join(markdown(name, *profile(name, seconds, redis_url), top) for name in names)
+    with running_redis() if any(BY_NAME[n].redis for n in names) else nullcontext() as redis:
+        return "\n".join(markdown(name, *profile(BY_NAME[name], seconds, redis), top) for name in names)
 
 
 def main() -> None:
@@ -91,7 +93,7 @@ def main() -> None:
     parser.add_argument("--cases", default="bare Starlette;V1 chain (memory store);V1 chain (Redis)")
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
-    print(measure([name for name in CASES if name in args.cases.split(";")], args.seconds, args.top))
+    print(measure([name for name in BY_NAME if name in args.cases.split(";")], args.seconds, args.top))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""HTTP fuzzing against a live gateway: a small, derandomized sample (bench/fuzz.py is the full run).
+"""HTTP fuzzing against a live gateway: a small, derandomized sample (tests/test_fuzz_campaign.py is the full run).
 
 The gateway runs under a real uvicorn with the HTTP protocol `gateway serve` runs (gateway/serving.py:
 its head bound, header timeout and connection cap), in front of the echo service, with no
@@ -48,7 +48,7 @@ from tests.support.keys import SECRETS
 from tests.support.servers import serve_in_thread
 
 # Derandomized: CI runs the same sample every time (a red build means a regression, not luck); the
-# random exploration is bench/fuzz.py's job. Sized for the whole file to run in well under 40 s.
+# random exploration is tests/test_fuzz_campaign.py's (make fuzz). Sized for the whole file to run in well under 40 s.
 SAMPLE = settings(deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
 

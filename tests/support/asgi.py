@@ -1,4 +1,4 @@
-"""ASGI plumbing the tests' apps share (and bench/proxy_client.py's minimal proxies)."""
+"""ASGI plumbing the tests' apps share."""
 
 from __future__ import annotations
 

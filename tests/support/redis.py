@@ -2,7 +2,8 @@
 
 `RedisServer` runs a private ``redis-server`` on a free port in its own temporary directory, is ready
 once it answers PING (polled, never a fixed sleep), and can be stopped and started again on the same
-port for failure tests. `RedisClusterNodes` builds a three-master Redis Cluster with ``redis-cli``.
+port for failure tests (tests/support/servers.py's `free_port` and `wait_until`; the benches start
+theirs with `running_redis` too). `RedisClusterNodes` builds a three-master Redis Cluster with ``redis-cli``.
 
 Fixtures: ``redis_server`` (session), ``redis_url`` (function: the server running and flushed),
 ``inspect`` (a plain client on it), ``redis_cluster`` (session; skipped when ``redis-cli`` is
@@ -18,38 +19,17 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import pytest
 from redis.asyncio import Redis
 
+from tests.support.servers import free_port, wait_until
+
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
-_BUS_OFFSET = 10_000  # a cluster node also listens on port + 10000 for its bus
 _CLUSTER_NODE_ARGS = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
-
-
-def free_port(*, cluster_bus: bool = False) -> int:
-    """A port nothing listens on now (and, for a cluster node, whose bus port is free too)."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
-        if not cluster_bus:
-            return port
-        if port + _BUS_OFFSET < 65_536 and _bindable(port + _BUS_OFFSET):
-            return port
-    raise RuntimeError("no free port pair for a cluster node")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def command(port: int, *args: str, timeout: float = 1.0) -> bytes:
@@ -71,14 +51,6 @@ async def wait_window(period_ms: int, need_ms: int) -> None:
     left = period_ms - time.time() * 1000 % period_ms
     if left < need_ms:
         await asyncio.sleep(left / 1000 + 0.003)
-
-
-def wait_until(ready: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {timeout} s")
-        time.sleep(0.005)
 
 
 def _answers_ping(port: int) -> bool:

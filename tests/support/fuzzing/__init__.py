@@ -1,7 +1,7 @@
 """HTTP fuzzing: raw HTTP/1.1 on a socket, hypothesis strategies, and the oracle that judges answers.
 
-Used by tests/test_fuzz.py (a small sample in CI) and bench/fuzz.py (the full run), and for its raw
-client by the abuse, fault, secret, serving and soak runs. The parts, each a module:
+Used by tests/test_fuzz.py (a small sample in CI) and tests/test_fuzz_campaign.py (the full run,
+`campaign`), and for its raw client by the abuse, fault, secret and serving tests. The parts, each a module:
 
 * `wire`: `RawRequest` written byte for byte on a socket of its own by `exchange`, `RawAnswer` read
   back (httpx would normalise exactly what is being fuzzed).

@@ -1,19 +1,16 @@
-"""The full HTTP fuzz run (``make fuzz``): at least 100,000 inputs against live gateways. Not in CI.
-
-    .venv/bin/python bench/fuzz.py [--inputs 100000] [--redis] [--seed N] [--json PATH]
+"""The full HTTP fuzz run's machinery (tests/test_fuzz_campaign.py, ``make fuzz``): live gateways in
+uvicorn processes, campaigns of random inputs, a tally of every answer judged, and its report.
 
 The gateway runs in its own uvicorn process (uvloop, and the HTTP protocol ``gateway serve`` runs:
 gateway/serving.py's head bound, header timeout and connection cap), so the fuzzing client and the
 server each have a core: in front of the echo service of the tests (middleware mode), and, for a share
 of the inputs, as the reverse proxy in front of the tests' upstream. The servers are configured by
-this script alone (GATEWAY_* variables of its environment are dropped), the head bound set to the
-``MAX_HEAD`` the inputs are padded around and the answers judged by. With ``--redis`` the gateways
-keep their state in a private redis-server.
+`servers` alone (the caller drops the GATEWAY_* variables of its environment), the head bound set to
+the ``MAX_HEAD`` the inputs are padded around and the answers judged by.
 
-The inputs and the judging are tests/support/fuzzing/'s, as in tests/test_fuzz.py, but drawn at
-random (hypothesis, generate phase only, in rounds of ``ROUND`` with fresh seeds) and never stopping
-at a violation: every answer is judged, violations are counted by kind, and a few examples of each
-are printed. The campaigns:
+The inputs and the judging are those of tests/test_fuzz.py, but drawn at random (hypothesis, generate
+phase only, in rounds of ``ROUND`` with fresh seeds) and never stopping at a violation: every answer
+is judged, violations are counted by kind, and a few examples of each are kept. The campaigns:
 
 * ``raw``        hostile requests from scratch (methods, paths, queries with bad escapes, invalid
                  UTF-8, NUL, up to 10,000 parameters and 1 MiB values, repeated names, garbage
@@ -23,19 +20,11 @@ are printed. The campaigns:
 * ``flip-v1``    a correctly signed V1 request with one byte replaced anywhere;
 * ``flip-v3``    the same for V3;
 * ``proxy-*``    the signed and flip campaigns again through the reverse proxy.
-
-Exit status 1 when any violation was found (known bugs, pinned by strict xfail tests, are counted
-apart and do not fail the run).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import random
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -45,18 +34,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.support: the same strategies and oracle as the tests
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
 
-from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from bench.common import GATEWAY_HTTP, redis_server, uvicorn_server  # noqa: E402
-from tests.support.fuzzing.meaning import check_echo  # noqa: E402
-from tests.support.fuzzing.oracle import ANY, MAX_HEAD, REFUSE, judge  # noqa: E402
-from tests.support.fuzzing.signed import mutations, signed_semantics  # noqa: E402
-from tests.support.fuzzing.strategies import raw_requests  # noqa: E402
-from tests.support.fuzzing.wire import RawRequest, address_of, exchange  # noqa: E402
+from tests.support.fuzzing.meaning import check_echo
+from tests.support.fuzzing.oracle import ANY, MAX_HEAD, REFUSE, judge
+from tests.support.fuzzing.signed import mutations, signed_semantics
+from tests.support.fuzzing.strategies import raw_requests
+from tests.support.fuzzing.wire import RawRequest, address_of, exchange
+from tests.support.redis import running_redis
+from tests.support.servers import GATEWAY_HTTP, ROOT, uvicorn_process
 
 POLICY = ROOT / "tests" / "data" / "policy.toml"
 ROUND = 2_000  # examples per hypothesis run: its bookkeeping grows with the examples of one run
@@ -94,15 +81,16 @@ def servers(use_redis: bool, logs: Path) -> Iterator[dict[str, str]]:
     """The upstream (stock uvicorn: it is not the gateway) and the two gateways, each one's output in
     ``logs``, read at the end for tracebacks (and out of the way of the figures: uvicorn warns at
     each framing refusal, the gateway's protocol at each 431)."""
+    here = __name__
     with ExitStack() as stack:
         env = {"GATEWAY_CONFIG": str(POLICY), "GATEWAY_ACCESS_LOG": "false",
                "GATEWAY_MAX_HEADER_BYTES": str(MAX_HEAD), "PYTHONPATH": str(ROOT)}
         if use_redis:
-            env["GATEWAY_REDIS_URL"] = stack.enter_context(redis_server())
-        upstream = stack.enter_context(uvicorn_server("bench.fuzz:upstream_app", env, log=logs / "upstream.log"))
-        gateway = partial(uvicorn_server, ready_path="/_gateway/health", http=GATEWAY_HTTP)
-        echo = stack.enter_context(gateway("bench.fuzz:echo_app", env, log=logs / "echo.log"))
-        proxy = stack.enter_context(gateway("bench.fuzz:proxy_app", {**env, "GATEWAY_UPSTREAM_URL": upstream},
+            env["GATEWAY_REDIS_URL"] = stack.enter_context(running_redis()).url
+        upstream = stack.enter_context(uvicorn_process(f"{here}:upstream_app", env, log=logs / "upstream.log"))
+        gateway = partial(uvicorn_process, ready_path="/_gateway/health", http=GATEWAY_HTTP)
+        echo = stack.enter_context(gateway(f"{here}:echo_app", env, log=logs / "echo.log"))
+        proxy = stack.enter_context(gateway(f"{here}:proxy_app", {**env, "GATEWAY_UPSTREAM_URL": upstream},
                                             log=logs / "proxy.log"))
         yield {"echo": echo, "proxy": proxy}
 
@@ -206,44 +194,3 @@ def report(tallies: dict[str, Tally]) -> str:
             lines.append(f"  VIOLATION [{name}] {kind}: {n}")
             lines += [f"    e.g. {example}" for example in t.examples[kind]]
     return "\n".join(lines)
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--inputs", type=int, default=100_000)
-    parser.add_argument("--redis", action="store_true", help="state in a private redis-server")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    for name in [name for name in os.environ if name.startswith("GATEWAY_")]:
-        del os.environ[name]  # the servers inherit this environment: only `servers` configures them
-    logging_off()
-    tallies: dict[str, Tally] = {}
-    logs = Path(tempfile.mkdtemp(prefix="fuzz-logs-"))
-    with servers(args.redis, logs) as urls:
-        print(f"fuzzing {args.inputs:,} inputs: echo {urls['echo']}, proxy {urls['proxy']}, "
-              f"store {'redis' if args.redis else 'memory'}", flush=True)
-        for name, share in SHARES.items():
-            url = urls["proxy" if name.startswith("proxy") else "echo"]
-            tallies[name] = run(name, url, max(1, round(args.inputs * share)), rng)
-    print(report(tallies))
-    errors = server_errors(logs)
-    print(f"server logs ({logs}): {errors}")
-    tracebacks = sum(errors.values())
-    if args.json is not None:
-        args.json.write_text(json.dumps({name: {"inputs": t.inputs, "seconds": round(t.seconds, 1),
-                                                "outcomes": t.outcomes, "known": t.known,
-                                                "violations": t.violations, "examples": t.examples}
-                                         for name, t in tallies.items()}, indent=1))
-    return 1 if tracebacks or any(t.violations for t in tallies.values()) else 0
-
-
-def logging_off() -> None:
-    import logging
-
-    logging.getLogger("hypothesis").setLevel(logging.ERROR)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
