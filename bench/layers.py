@@ -4,7 +4,7 @@
 
 The bench app's gateway (memory store) gets N pre-signed V1 requests. Each step runs over all N
 before the next one starts (so a step's figure is its own code, warm in the caches): the request
-context, every layer in chain order, the Responder rendering the service's JSON answer, and the
+head, parse, every check in chain order, admission, the Responder rendering the service's JSON answer, and the
 observers (metrics). The steps add up to less than bench/profile_chain.py's whole request, where
 every step runs once per request between the others, with colder caches and the event loop between.
 """
@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse
 
 from bench.apps import REGIONS, gated
 from bench.profile_chain import drive, scopes
-from gateway.context import RequestContext
+from gateway.call import Call, Exchange
 from gateway.middleware import GatewayMiddleware
 from gateway.respond import Responder
 
@@ -45,11 +45,11 @@ async def _discard(message: Any) -> None:
     return None
 
 
-async def _each(contexts: list[RequestContext], step: Callable[[RequestContext], Awaitable[None] | None]) -> float:
+async def _each(contexts: list[Any], step: Callable[[Any], Awaitable[Any] | Any]) -> float:
     started = time.perf_counter()
     for ctx in contexts:
         pending = step(ctx)
-        if pending is not None:
+        if pending is not None and not isinstance(pending, Call):
             await pending
     return (time.perf_counter() - started) / len(contexts) * 1e6
 
@@ -60,22 +60,31 @@ async def measure(requests: int) -> list[tuple[str, float]]:
     gateway = _gateway(app)
     batch = scopes(requests)
     started = time.perf_counter()
-    contexts = [RequestContext.start(scope, _receive, "XML", None) for scope in batch]
-    out = [("request context (RequestContext.start)", (time.perf_counter() - started) / requests * 1e6)]
-    for layer in gateway.layers:
-        out.append((type(layer).__name__, await _each(contexts, layer.check)))
+    exchanges = [Exchange.start(scope, _receive, "XML", None) for scope in batch]
+    out = [("request head (Exchange.start)", (time.perf_counter() - started) / requests * 1e6)]
+    chain = gateway.chain
+    started = time.perf_counter()
+    calls = [chain.parse(exchange) for exchange in exchanges]
+    out.append(("parse (Parser)", (time.perf_counter() - started) / requests * 1e6))
+    for check in chain.checks:
+        out.append((getattr(check, "__name__", type(check).__name__), await _each(calls, check)))
+    pairs = list(zip(calls, exchanges, strict=True))
+    out.append(("admit (Admission)", await _each(pairs, lambda pair: chain.admit(*pair))))
+    for call, exchange in pairs:
+        exchange.format = call.format
+    contexts = exchanges
     answer = JSONResponse(REGIONS)
     start = {"type": "http.response.start", "status": 200, "headers": answer.raw_headers}
     body = {"type": "http.response.body", "body": answer.body}
 
-    async def respond(ctx: RequestContext) -> None:
-        responder = Responder(ctx, _discard)
+    async def respond(ctx: Exchange) -> None:
+        responder = Responder(ctx, "DescribeRegions", _discard)
         await responder(start)
         await responder(body)
 
     out.append(("Responder (JSON answer, RequestId spliced in)", await _each(contexts, respond)))
 
-    def observe(ctx: RequestContext) -> None:
+    def observe(ctx: Exchange) -> None:
         for observer in gateway.observers:
             observer(ctx)
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.errors import SettingsError
+
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 FORMATS = ("XML", "JSON")
 FAIL_OPEN_LAYERS = ("quota", "flow")
 
 
-class SettingsError(ValueError):
-    """A bad ``GATEWAY_*`` value; its message names the variable and says what is wrong."""
 
 
 def _str(raw: str) -> str:
@@ -102,14 +102,17 @@ def _host_names(raw: str) -> tuple[str, ...]:
     return items
 
 
-def _opt_http_url(raw: str) -> str | None:
-    if not raw:
-        return None
+def http_url(raw: str) -> str:
+    """``raw``, if it is an http(s) URL with a host and a numeric port (if any); else ValueError."""
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
     parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
     return raw
+
+
+def _opt_http_url(raw: str) -> str | None:
+    return http_url(raw) if raw else None
 
 
 def _path_prefix(raw: str) -> str:

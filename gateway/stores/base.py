@@ -141,12 +141,6 @@ class Verdict:
     answer: StoredAnswer | None = None
 
 
-class StoreUnavailable(Exception):
-    """The store could not decide: connection refused, timeout, cluster down, a script error.
-
-    Every backend failure is wrapped into this once, at the store boundary; the gateway answers
-    ``ServiceUnavailable`` and admits nothing.
-    """
 
 
 class Store(Protocol):

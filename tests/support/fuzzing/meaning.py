@@ -51,6 +51,17 @@ def decode_pairs(raw: bytes) -> dict[str, str] | None:
     return out
 
 
+# The headers the gateway reads to check a request; a name that only folds into one of them (any byte but
+# a letter or digit read as "-", case ignored: ``X_Acs_Action``, ``x.acs-action``) is refused.
+_CHECKED = (b"host", b"authorization", b"content-type", b"content-length", b"content-encoding",
+            b"transfer-encoding", b"accept", b"connection")
+
+
+def _spells_a_checked_header(name: bytes) -> bool:
+    folded = re.sub(rb"[^a-z0-9]", b"-", name).strip(b"-")
+    return folded != name and (folded in _CHECKED or folded.startswith(b"x-acs-"))
+
+
 def _header_map(request: RawRequest) -> dict[bytes, bytes] | None:
     """Folded, lower-cased headers as HTTP reads the lines; None when httptools would refuse one."""
     folded: dict[bytes, bytes] = {}
@@ -61,6 +72,8 @@ def _header_map(request: RawRequest) -> dict[bytes, bytes] | None:
         if any((b < 0x20 and b != 0x09) or b == 0x7F for b in value):
             return None
         key, value = name.lower(), value.strip(b" \t")
+        if _spells_a_checked_header(key):
+            return None  # a WSGI service would read it as the checked header: refused (README, "Request rules")
         folded[key] = folded[key] + b"," + value if key in folded else value
     return folded
 
