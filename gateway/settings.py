@@ -17,7 +17,8 @@ from gateway.errors import SettingsError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 FORMATS = ("XML", "JSON")
-FAIL_OPEN_LAYERS = ("quota", "flow")
+#: The kinds of store take (`gateway.admit`) an operator may let fail open; no check is skipped.
+FAIL_OPEN_KINDS = ("quota", "flow")
 
 
 
@@ -166,8 +167,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GATEWAY_REDIS_PREFIX", "redis_prefix", "gw", _str, "Prefix of every Redis key."),
     Variable("GATEWAY_REDIS_TIMEOUT", "redis_timeout", "0.25", _positive_float,
              "Seconds to wait for Redis (connect and each command) before ServiceUnavailable."),
-    Variable("GATEWAY_FAIL_OPEN", "fail_open", "", _csv(FAIL_OPEN_LAYERS),
-             "Layers that admit when Redis is down (quota, flow); off by default, logged and counted."),
+    Variable("GATEWAY_FAIL_OPEN", "fail_open", "", _csv(FAIL_OPEN_KINDS),
+             "Takes (quota, flow) skipped when only they fail in Redis; off by default, logged and counted."),
     Variable("GATEWAY_IDEMPOTENCY_TTL", "idempotency_ttl", "86400", _int_min(1),
              "Seconds a ClientToken's stored answer is replayed."),
     Variable("GATEWAY_IDEMPOTENCY_LEASE", "idempotency_lease", "60", _int_min(1),

@@ -1,3 +1,6 @@
+"""The API's declared parameters: nothing undeclared, every value within its type and rules, the required
+ones present (run once a key is proven: patterns and numbers are work)."""
+
 from __future__ import annotations
 
 import math

@@ -132,6 +132,7 @@ class Verdict:
 
     ``retry_after_ms``: for FLOW_LIMITED and QUOTA_EXHAUSTED, the time until the refused take would
     succeed. ``remaining``: after an ADMITTED ticket with quota takes, the smallest quota left (None
+    -- the gateway sends it nowhere; kept because the store contract tests prove each take with it)
     without quota takes). ``answer``: the stored answer of a REPLAY.
     """
 
