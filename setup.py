@@ -14,7 +14,7 @@ from glob import glob
 
 from setuptools import setup
 
-#: The per-request path: the layers, the request context, rendering, signing, the memory store (whose
+#: The per-request path: parse, the checks, admission, the call, rendering, signing, the memory store (whose
 #: MemoryStore stays open to interpreted subclasses: mypy_extensions.mypyc_attr, a runtime dependency)
 #: and the middleware (no await in its except/finally blocks: the note in gateway/middleware.py; a
 #: compiled `except E: await ...` re-raised an exception the interpreted callee had already caught, when
@@ -26,12 +26,14 @@ COMPILED = [
     "gateway/identity.py",
     "gateway/render.py",
     "gateway/chain.py",
-    "gateway/context.py",
+    "gateway/call.py",
+    "gateway/parse.py",
     "gateway/parsing.py",
+    "gateway/admit.py",
     "gateway/respond.py",
     "gateway/memo.py",
     "gateway/middleware.py",
-    *sorted(glob("gateway/layers/*.py")),
+    *sorted(glob("gateway/checks/*.py")),
     "gateway/signing/_encoding.py",
     "gateway/signing/_mac.py",
     "gateway/signing/v1.py",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import inspect
 import os
 import pstats
 import statistics
@@ -106,19 +107,19 @@ def chain_us(requests: int) -> dict[str, float]:
         undo()
 
 
-async def _each(contexts: list[Any], step: Callable[[Any], Awaitable[None] | None]) -> float:
+async def _each(items: list[Any], step: Callable[[Any], Awaitable[Any] | Any]) -> float:
     started = time.perf_counter()
-    for ctx in contexts:
-        pending = step(ctx)
-        if pending is not None:
+    for item in items:
+        pending = step(item)
+        if inspect.isawaitable(pending):  # a check that waits; the others return None or a Call
             await pending
-    return (time.perf_counter() - started) / len(contexts) * 1e6
+    return (time.perf_counter() - started) / len(items) * 1e6
 
 
 async def steps(requests: int) -> list[tuple[str, float]]:
-    """µs of each step of the chain, warm (gateway internals: the request context, the layers, the
-    Responder and the observers of today's gateway/middleware.py)."""
-    from gateway.context import RequestContext
+    """µs of each step of the chain, warm (gateway internals: the request head, the parse, each check of
+    gateway/chain.py in order, the admission, the Responder and the observers)."""
+    from gateway.call import Exchange
     from gateway.middleware import GatewayMiddleware
     from gateway.respond import Responder
 
@@ -129,10 +130,18 @@ async def steps(requests: int) -> list[tuple[str, float]]:
         gateway = gateway.app
     batch = scopes(requests)
     started = time.perf_counter()
-    contexts = [RequestContext.start(scope, _receive, "XML", None) for scope in batch]
-    out = [("request context (RequestContext.start)", (time.perf_counter() - started) / requests * 1e6)]
-    for layer in gateway.layers:
-        out.append((type(layer).__name__, await _each(contexts, layer.check)))
+    exchanges = [Exchange.start(scope, _receive, "XML", None) for scope in batch]
+    out = [("request head (Exchange.start)", (time.perf_counter() - started) / requests * 1e6)]
+    chain = gateway.chain
+    started = time.perf_counter()
+    calls = [chain.parse(exchange) for exchange in exchanges]
+    out.append(("parse (Parser)", (time.perf_counter() - started) / requests * 1e6))
+    for check in chain.checks:
+        out.append((getattr(check, "__name__", type(check).__name__), await _each(calls, check)))
+    pairs = list(zip(calls, exchanges, strict=True))
+    out.append(("admit (Admission)", await _each(pairs, lambda pair: chain.admit(*pair))))
+    for call, exchange in pairs:
+        exchange.format = call.format
     answer = JSONResponse(REGIONS)
     start = {"type": "http.response.start", "status": 200, "headers": answer.raw_headers}
     body = {"type": "http.response.body", "body": answer.body}
@@ -140,18 +149,18 @@ async def steps(requests: int) -> list[tuple[str, float]]:
     async def discard(message: Any) -> None:
         return None
 
-    async def respond(ctx: Any) -> None:
-        responder = Responder(ctx, discard)
+    async def respond(exchange: Any) -> None:
+        responder = Responder(exchange, "DescribeRegions", discard)
         await responder(start)
         await responder(body)
 
-    out.append(("Responder (JSON answer, RequestId spliced in)", await _each(contexts, respond)))
+    out.append(("Responder (JSON answer, RequestId spliced in)", await _each(exchanges, respond)))
 
-    def observe(ctx: Any) -> None:
+    def observe(exchange: Any) -> None:
         for observer in gateway.observers:
-            observer(ctx)
+            observer(exchange)
 
-    out.append(("observers (metrics)", await _each(contexts, observe)))
+    out.append(("observers (metrics)", await _each(exchanges, observe)))
     return out
 
 

@@ -11,12 +11,12 @@ import logging
 import re
 import time
 
-from gateway.context import RequestContext
+from gateway.call import Exchange
 
 log = logging.getLogger("gateway.access")
 
 
-def log_request(ctx: RequestContext) -> None:
+def log_request(ctx: Exchange) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
     # ASCII only: JSON escapes C0 controls anyway, but U+0085, U+2028 and U+2029 from a path would

@@ -1,54 +1,56 @@
-"""The layers, in their fixed order: the one place that order is written down (CONTRACT §2, §4).
+"""The chain, in its fixed order: the one place that order is written down (CONTRACT §2, §4).
 
-Stateless checks come first, cheapest and least privileged first; every change of shared state
-(nonce, flow control, quota, ClientToken) is made at the end in one store round trip, so a request
-that any check refuses has consumed nothing.
+parse → the checks → admit. Stateless checks come first, cheapest and least privileged first; every
+change of shared state (nonce, flow control, quota, ClientToken) is made at the end in one store round
+trip (`gateway.admit`), so a request that any check refuses has consumed nothing.
 """
 
 from __future__ import annotations
 
-from gateway.layers import Layer
-from gateway.layers.access import AccessLayer
-from gateway.layers.access_key import AccessKeyLayer
-from gateway.layers.account import AccountStateLayer
-from gateway.layers.admit import AdmitLayer
-from gateway.layers.api import ApiLayer
-from gateway.layers.host import HostLayer
-from gateway.layers.idempotency import IdempotencyLayer
-from gateway.layers.method import MethodLayer
-from gateway.layers.nonce import NonceLayer
-from gateway.layers.owner import OwnerLayer
-from gateway.layers.params import ParamsLayer
-from gateway.layers.parse import ParseLayer
-from gateway.layers.protocol import ProtocolLayer
-from gateway.layers.quota import QuotaLayer
-from gateway.layers.required import RequiredLayer
-from gateway.layers.signature import SignatureLayer
-from gateway.layers.timestamp import TimestampLayer
+from dataclasses import dataclass
+
+from gateway.admit import Admission
+from gateway.checks import Check
+from gateway.checks.access import Access
+from gateway.checks.caller import KnownApi, Timestamp, known_key, signature
+from gateway.checks.host import Host
+from gateway.checks.owner import account_state, owner
+from gateway.checks.params import Params
+from gateway.checks.request import SignatureProtocol, nonce_shape, required
+from gateway.parse import Parser
 from gateway.policy import Policy
 from gateway.resources import ResourceResolver
 from gateway.settings import Settings
 from gateway.stores import Store
 
 
-def build_chain(settings: Settings, policy: Policy, store: Store, resolver: ResourceResolver) -> tuple[Layer, ...]:
-    return (
-        MethodLayer(),                                               # UnsupportedHTTPMethod
-        ParseLayer(max_body_bytes=settings.max_body_bytes),          # InvalidParameter (bad input)
-        *((HostLayer(settings.hosts),) if settings.hosts else ()),   # InvalidParameter (GATEWAY_HOSTS)
-        RequiredLayer(),                                             # MissingParameter
-        ProtocolLayer(v1_methods=settings.signature_methods),        # InvalidParamater
-        ApiLayer(policy),                                            # InvalidParameter (Action or Version)
-        AccessKeyLayer(policy),                                      # InvalidAccessKeyId.NotFound, Disabled
-        SignatureLayer(),                                            # IncompleteSignature
-        # Declared parameters only once a key is proven: patterns and numbers are work (#16 item 18).
-        ParamsLayer(max_repeated=settings.max_repeated),             # UnsupportedParameter, InvalidParameter
-        TimestampLayer(skew=settings.timestamp_skew),                # IllegalTimestamp
-        NonceLayer(),                                                # (nonce shape; claimed in AdmitLayer)
-        OwnerLayer(),                                                # InvalidOwner*, MissingParameter (403)
-        AccessLayer(resolver),                                       # InvalidAction, Forbidden.*
-        AccountStateLayer(),                                         # RealNameAuthenticationError, InsufficientBalance
-        QuotaLayer(policy),                                          # (takes; made in AdmitLayer)
-        IdempotencyLayer(lease_seconds=settings.idempotency_lease),  # (claim; made in AdmitLayer)
-        AdmitLayer(store, fail_open=settings.fail_open),             # SignatureNonceUsed, Throttling, tokens
+@dataclass(frozen=True, slots=True)
+class Chain:
+    parse: Parser
+    checks: tuple[Check, ...]
+    admit: Admission
+
+
+def build_chain(settings: Settings, policy: Policy, store: Store, resolver: ResourceResolver) -> Chain:
+    return Chain(
+        # UnsupportedHTTPMethod (before the body is read), then InvalidParameter (bad input)
+        Parser(policy, max_body_bytes=settings.max_body_bytes),
+        (
+            *((Host(settings.hosts),) if settings.hosts else ()),   # InvalidParameter (GATEWAY_HOSTS)
+            required,                                               # MissingParameter
+            SignatureProtocol(v1_methods=settings.signature_methods),  # InvalidParamater
+            KnownApi(policy.apis),                                  # InvalidParameter (Action or Version)
+            known_key,                                              # InvalidAccessKeyId.NotFound, Disabled
+            signature,                                              # IncompleteSignature
+            # Declared parameters only once a key is proven: patterns and numbers are work (#16 item 18).
+            Params(max_repeated=settings.max_repeated),             # UnsupportedParameter, InvalidParameter
+            Timestamp(skew=settings.timestamp_skew),                # IllegalTimestamp
+            nonce_shape,                                            # InvalidParameter (claimed in admit)
+            owner,                                                  # InvalidOwner*, MissingParameter (403)
+            Access(resolver),                                       # InvalidAction, Forbidden.*
+            account_state,                                          # RealNameAuthenticationError, InsufficientBalance
+        ),
+        # SignatureNonceUsed, Throttling, ClientToken rows
+        Admission(store, policy, skew=settings.timestamp_skew, lease_seconds=settings.idempotency_lease,
+                  answer_ttl=settings.idempotency_ttl, fail_open=settings.fail_open),
     )

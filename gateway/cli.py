@@ -10,8 +10,9 @@ import sys
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
+from gateway.errors import SettingsError
 from gateway.policy import PolicyError, load_policy
-from gateway.settings import LOG_LEVELS, Settings, SettingsError
+from gateway.settings import LOG_LEVELS, Settings
 from gateway.signing import percent_encode, sign_request_v1
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"

@@ -1,275 +1,27 @@
-"""The common error table, as data, and the exceptions that carry its entries.
+"""Every exception of the gateway, in one tree (the refusals carry a row of `gateway.catalog`).
 
-Every answer the gateway refuses a request with is one `Err` member: the wire code, the HTTP status
-and the message come together from this table, never from strings scattered through the layers.
-Rows that share a wire code but mean different things (six ``MissingParameter``, two ``Throttling``,
-three ``InvalidParameter``, two ``UnsupportedParameter``) are distinct members named for their
-meaning. Messages that name a parameter are templates; their defaults render the table's own text.
+::
 
-The exception tree::
-
-    GatewayError            a refusal: one Err member, template values, extra response headers
-    ApiError                raised by a wrapped app to answer with any catalogued code
-                            (subclass of GatewayError, so it renders the same way)
+    GatewayError            a refusal: one Err member, template values, extra response headers;
+    │                       the middleware's error boundary renders it, nothing else does
+    ├── ApiError            raised by a wrapped app to answer with any catalogued code
+    └── BadInput            input the gateway refuses to interpret (the generic InvalidParameter row)
+    ClientDisconnected      the client left before its body arrived: nobody to answer
+    StoreUnavailable        the store could not decide; wrapped once, at the store boundary
+    NotJson (ValueError)    a service's answer labelled JSON that is not JSON
+    PolicyError (ValueError)    the policy file is wrong (at start-up)
+    SettingsError (ValueError)  a bad GATEWAY_* value (at start-up)
 """
 
 from __future__ import annotations
 
-import enum
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
-_MISSING = "The input parameter “{name}” that is mandatory for processing this request is not supplied"
-_ACTION_OR_VERSION = "The specified parameter “Action or Version” is not valid."
-_UNSUPPORTED = "The parameter ”{name}” is not supported."
-_THROTTLED = "Request was denied due to request throttling."
-_RAM_NOT_FOUND = (
-    "The specified {kind} is not found, so we cann’t get enough information to check permission in RAM."
-)
+from gateway.catalog import BY_CODE, Err
 
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One row of the table: wire code, HTTP status, message template and its default values."""
-
-    code: str
-    status: int
-    template: str
-    meaning: str
-    defaults: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-
-    def message(self, params: Mapping[str, str] | None = None) -> str:
-        if not self.defaults and not params:
-            return self.template
-        if not params:
-            return self.template.format_map(self.defaults)
-        return self.template.format_map({**self.defaults, **{k: echo(v) for k, v in params.items()}})
-
-
-#: How much of a client's text a Message repeats: enough to recognise a parameter name.
-ECHO_LIMIT = 64
-# What a Message never carries raw: C0 and C1 controls and DEL (a CR/LF would split a log line or a
-# header that copies the Message), Unicode line and paragraph separators, format characters (Unicode
-# category Cf: bidirectional controls reorder what a reader sees, zero-width ones hide text), lone
-# surrogates and the two non-characters XML cannot carry; and the backslash, so that an escape is
-# never ambiguous.
-_UNSAFE = re.compile(
-    r"[\\\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
-    r"\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
-    r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\ud800-\udfff\ufffe\uffff]"
-)
-
-
-def _escaped(match: re.Match[str]) -> str:
-    char = match.group()
-    if char == "\\":
-        return "\\\\"
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
-def echo(text: str) -> str:
-    """Client-supplied ``text`` as a Message may repeat it: escaped as ``\\xNN``/``\\uNNNN``/``\\UNNNNNNNN``,
-    and cut after `ECHO_LIMIT` characters with ``...``."""
-    cut = text[:ECHO_LIMIT]
-    if _UNSAFE.search(cut) is not None:
-        cut = _UNSAFE.sub(_escaped, cut)
-    return cut + "..." if len(text) > ECHO_LIMIT else cut
-
-
-def _entry(code: str, status: int, template: str, meaning: str, **defaults: str) -> Entry:
-    return Entry(code, status, template, meaning, MappingProxyType(defaults))
-
-
-class Err(enum.Enum):
-    """The catalog: one member per row of the common error table, in the table's order."""
-
-    MISSING_ACTION = _entry("MissingParameter", 400, _MISSING, "Action is missing", name="Action")
-    MISSING_ACCESS_KEY_ID = _entry(
-        "MissingParameter", 400, _MISSING, "AccessKeyId is missing", name="AccessKeyId"
-    )
-    MISSING_SIGNATURE = _entry(
-        "MissingParameter",
-        400,
-        "An input parameter “Signature” that is mandatory for processing the request is not supplied.",
-        "Signature is missing",
-    )
-    MISSING_TIMESTAMP = _entry(
-        "MissingParameter", 400, _MISSING, "Timestamp is missing", name="TimeStamp"
-    )
-    MISSING_VERSION = _entry("MissingParameter", 400, _MISSING, "Version is missing", name="Version")
-    INVALID_ACTION_NAME = _entry(
-        "InvalidParameter", 400, _ACTION_OR_VERSION, "the Action does not exist in this Version"
-    )
-    ACCESS_KEY_NOT_FOUND = _entry(
-        "InvalidAccessKeyId.NotFound",
-        400,
-        "The Access Key ID provided does not exist in our records.",
-        "the access key does not exist",
-    )
-    ACCESS_KEY_DISABLED = _entry(
-        "Forbidden.AccessKeyDisabled", 403, "The Access Key is disabled.", "the access key is disabled"
-    )
-    INCOMPLETE_SIGNATURE = _entry(
-        "IncompleteSignature",
-        400,
-        "The request signature does not conform to Aliyun standards.",
-        "the signature does not verify",
-    )
-    INVALID_SIGNATURE_METHOD = _entry(
-        "InvalidParamater",
-        400,
-        "The specified parameter “SignatureMethod” is not valid.",
-        "SignatureMethod is not supported",
-    )
-    INVALID_SIGNATURE_VERSION = _entry(
-        "InvalidParamater",
-        400,
-        "The specified parameter “SignatureVersion” is not valid.",
-        "SignatureVersion is not supported",
-    )
-    ILLEGAL_TIMESTAMP = _entry(
-        "IllegalTimestamp",
-        400,
-        "The input parameter “Timestamp” that is mandatory for processing this request is not supplied.",
-        "Timestamp is malformed or farther than the allowed skew from the server clock",
-    )
-    SIGNATURE_NONCE_USED = _entry(
-        "SignatureNonceUsed", 400, "The request signature nonce has been used.", "the nonce was used before"
-    )
-    INVALID_VERSION = _entry("InvalidParameter", 400, _ACTION_OR_VERSION, "the Version does not exist")
-    INVALID_OWNER_ID = _entry(
-        "InvalidOwnerId", 400, "The specified OwnerId is not valid.", "OwnerId is not the caller's account"
-    )
-    INVALID_OWNER_ACCOUNT = _entry(
-        "InvalidOwnerAccount",
-        400,
-        "The specified OwnerAccount is not valid.",
-        "OwnerAccount is not the caller's account",
-    )
-    INVALID_OWNER = _entry(
-        "InvalidOwner",
-        400,
-        "OwnerId and OwnerAccount can’t be used at one API access.",
-        "OwnerId and OwnerAccount were both given",
-    )
-    FLOW_CONTROLLED = _entry("Throttling", 400, _THROTTLED, "system flow control")
-    QUOTA_EXHAUSTED = _entry("Throttling", 400, _THROTTLED, "the key's quota is used up")
-    INVALID_ACTION = _entry(
-        "InvalidAction", 403, "Specified action is not valid.", "the key may not call this API"
-    )
-    UNSUPPORTED_HTTP_METHOD = _entry(
-        "UnsupportedHTTPMethod", 403, "This http method is not supported.", "only GET and POST are served"
-    )
-    SERVICE_UNAVAILABLE = _entry(
-        "ServiceUnavailable",
-        500,
-        "The request has failed due to a temporary failure of the server.",
-        "the service (or the shared state) cannot be reached",
-    )
-    UNSUPPORTED_PARAMETER = _entry(
-        "UnsupportedParameter", 400, _UNSUPPORTED, "the API does not declare this parameter", name=""
-    )
-    INTERNAL_ERROR = _entry(
-        "InternalError",
-        500,
-        "The request processing has failed due to some unknown error, exception or failure.",
-        "anything else",
-    )
-    MISSING_OWNER = _entry(
-        "MissingParameter",
-        403,
-        "The input parameter OwnerId,OwnerAccount that is mandatory for processing this request"
-        " is not supplied.",
-        "the API requires OwnerId or OwnerAccount",
-    )
-    FORBIDDEN_SUB_USER = _entry(
-        "Forbidden.SubUser",
-        403,
-        "The specified action is not available for you。",
-        "a sub-user called an order-class API",
-    )
-    PARAMETER_NOT_PERMITTED = _entry(
-        "UnsupportedParameter", 400, _UNSUPPORTED, "the key may not use this parameter", name=""
-    )
-    INSTANCE_NOT_FOUND = _entry(
-        "Forbidden.InstanceNotFound", 404, _RAM_NOT_FOUND, "RAM check on a missing Instance", kind="Instance"
-    )
-    DISK_NOT_FOUND = _entry(
-        "Forbidden.DiskNotFound", 404, _RAM_NOT_FOUND, "RAM check on a missing Disk", kind="Disk"
-    )
-    SECURITY_GROUP_NOT_FOUND = _entry(
-        "Forbidden.SecurityGroupNotFound",
-        404,
-        _RAM_NOT_FOUND,
-        "RAM check on a missing SecurityGroup",
-        kind="SecurityGroup",
-    )
-    SNAPSHOT_NOT_FOUND = _entry(
-        "Forbidden.SnapshotNotFound", 404, _RAM_NOT_FOUND, "RAM check on a missing Snapshot", kind="Snapshot"
-    )
-    IMAGE_NOT_FOUND = _entry(
-        "Forbidden.ImageNotFound", 404, _RAM_NOT_FOUND, "RAM check on a missing Image", kind="Image"
-    )
-    FORBIDDEN_RAM = _entry(
-        "Forbidden.RAM",
-        403,
-        "User not authorized to operate the specified resource, or this API doesn’t support RAM.",
-        "the sub-user's policy does not allow this",
-    )
-    FORBIDDEN_NOT_SUPPORT_RAM = _entry(
-        "Forbidden.NotSupportRAM",
-        403,
-        "This action does not support accessed by RAM mode.",
-        "the API is closed to sub-users",
-    )
-    INSUFFICIENT_BALANCE = _entry(
-        "InsufficientBalance", 400, "Your account does not have enough balance.", "balance below the minimum"
-    )
-    IDEMPOTENT_PARAMETER_MISMATCH = _entry(
-        "IdempotentParameterMismatch",
-        400,
-        "Request uses a client token in a previous request but is not identical to that request.",
-        "same ClientToken, other parameters",
-    )
-    REAL_NAME_REQUIRED = _entry(
-        "RealNameAuthenticationError",
-        403,
-        "Your account has not passed the real-name authentication yet.",
-        "the account is not real-name verified",
-    )
-    IDEMPOTENCE_CALLER_MISMATCH = _entry(
-        "InvalidIdempotenceParameter.Mismatch",
-        403,
-        "The specified parameters are different from before",
-        "same ClientToken, other action or caller",
-    )
-    LAST_TOKEN_PROCESSING = _entry(
-        "LastTokenProcessing",
-        403,
-        "The last token request is processing",
-        "the first request with this ClientToken is still running",
-    )
-    INVALID_PARAMETER = _entry(
-        "InvalidParameter", 400, "The specified parameter is not valid", "a parameter breaks its rule"
-    )
-
-    @property
-    def code(self) -> str:
-        return self.value.code
-
-    @property
-    def status(self) -> int:
-        return self.value.status
-
-
-#: Wire code -> the member a wrapped service's ``{"Code": ...}`` answer maps to (first row wins).
-BY_CODE: Mapping[str, Err] = MappingProxyType(
-    {member.code: member for member in reversed(list(Err))}
-)
+__all__ = ["ApiError", "BadInput", "ClientDisconnected", "Err", "GatewayError", "NotJson", "PolicyError",
+           "SettingsError", "StoreUnavailable"]
 
 
 class GatewayError(Exception):
@@ -330,3 +82,35 @@ class ApiError(GatewayError):
             except KeyError:
                 raise ValueError(f"{err!r} is not a catalogued error code") from None
         super().__init__(err, headers=headers, message=message, **{k: str(v) for k, v in params.items()})
+
+
+class BadInput(GatewayError):
+    """Input the gateway refuses to interpret; rendered as the generic InvalidParameter row."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(Err.INVALID_PARAMETER)
+        self.reason = reason
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its body arrived: there is nobody to answer."""
+
+
+class StoreUnavailable(Exception):
+    """The store could not decide: connection refused, timeout, cluster down, a script error.
+
+    Every backend failure is wrapped into this once, at the store boundary; the gateway answers
+    ``ServiceUnavailable`` and admits nothing.
+    """
+
+
+class NotJson(ValueError):
+    """A body labelled JSON that is not JSON (or is nested deeper than the parser goes)."""
+
+
+class PolicyError(ValueError):
+    """The policy file is wrong; the message is one line naming the file, line, entry and problem."""
+
+
+class SettingsError(ValueError):
+    """A bad ``GATEWAY_*`` value; its message names the variable and says what is wrong."""

@@ -13,16 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import MappingProxyType
 
-from gateway.context import RequestContext
+from gateway.call import Call
+from gateway.errors import BadInput
 from gateway.forwarded import CLIENT_IP_HEADERS, Headers
 from gateway.memo import PerObjects
-from gateway.parsing import BadInput
 
 PREFIX = b"x-gateway-"
 REQUEST_ID = b"x-acs-request-id"
 
 #: Header -> how to read it off a verified request.
-HEADERS: MappingProxyType[bytes, Callable[[RequestContext], str | None]] = MappingProxyType({
+HEADERS: MappingProxyType[bytes, Callable[[Call], str | None]] = MappingProxyType({
     b"x-gateway-account-id": lambda ctx: str(ctx.key.account.id) if ctx.key else None,
     b"x-gateway-account-name": lambda ctx: ctx.key.account.name if ctx.key else None,
     b"x-gateway-sub-user": lambda ctx: ctx.key.user.name if ctx.key and ctx.key.user else None,
@@ -89,7 +89,7 @@ def _connection(value: bytes) -> bytes:
 _BY_KEY: PerObjects[Headers] = PerObjects()
 
 
-def _identity(ctx: RequestContext) -> Headers:
+def _identity(ctx: Call) -> Headers:
     key = ctx.key
     cached = _BY_KEY.get(key)
     if cached is not None:
@@ -126,7 +126,7 @@ def client_headers(raw: Headers) -> Headers:
     return kept
 
 
-def downstream_headers(ctx: RequestContext, client: Headers, forwarded: Headers) -> Headers:
+def downstream_headers(ctx: Call, client: Headers, forwarded: Headers) -> Headers:
     """The ``client`` headers (`client_headers`, extended in place) plus the identity the gateway
     established and its ``forwarded`` client-IP headers (`gateway.forwarded.forwarded_headers`)."""
     headers = client

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gateway.context import RequestContext
+from gateway.call import Exchange
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -87,12 +87,13 @@ def available() -> bool:
     return _instruments() is not None
 
 
-def observe(ctx: RequestContext) -> None:
+def observe(ctx: Exchange) -> None:
     """Count one finished request: a `GatewayMiddleware` observer."""
     instruments = _instruments()
     if instruments is None:
         return
-    action = ctx.api.action if ctx.api is not None else NO_ACTION
+    call = ctx.call
+    action = call.api.action if call is not None and call.api is not None else NO_ACTION
     count, latency = _series(instruments, ctx.code, action)
     count.inc()
     latency.observe(time.perf_counter() - ctx.started)

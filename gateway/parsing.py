@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from gateway.errors import Err, GatewayError
+from gateway.errors import BadInput
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Escapes of ASCII bytes, in every case spelling: "%3A", "%3a". The values a signed request escapes
@@ -34,13 +34,6 @@ _ASCII_ESCAPES = {
 # The raw bytes every parser reads alike: printable ASCII, less "#" and ";" (see above).
 _PLAIN = bytes(byte for byte in range(0x21, 0x7F) if byte not in b"#;")
 
-
-class BadInput(GatewayError):
-    """Input the gateway refuses to interpret; rendered as the generic InvalidParameter row."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(Err.INVALID_PARAMETER)
-        self.reason = reason
 
 
 def parse_into(raw: bytes, into: dict[str, str]) -> None:

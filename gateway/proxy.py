@@ -26,10 +26,13 @@ except ImportError as exc:  # pragma: no cover - the optional extra is missing
 
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.errors import Err, GatewayError
+from gateway.catalog import Err
+from gateway.errors import ClientDisconnected, GatewayError, SettingsError
 from gateway.forwarded import ClientAddress, Headers, forwarded_headers
-from gateway.identity import client_headers, is_owned
-from gateway.settings import Settings, SettingsError
+from gateway.identity import REQUEST_ID, client_headers, is_owned
+from gateway.parse import read_body
+from gateway.render import is_json
+from gateway.settings import Settings, http_url
 
 log = logging.getLogger("gateway.proxy")
 
@@ -44,7 +47,7 @@ _REQUEST_DROPPED = HOP_BY_HOP | REWRITTEN
 CHECKED = frozenset({b"authorization", b"content-type", b"content-encoding"})
 #: Upstream answer headers not relayed: uvicorn writes its own date and server (two of each
 #: otherwise, as nginx avoids too), and the gateway's request id is the one the caller gets.
-NOT_RELAYED = frozenset({b"date", b"server", b"x-acs-request-id"})
+NOT_RELAYED = frozenset({b"date", b"server", REQUEST_ID})
 #: Everything that means "the upstream cannot be reached or did not answer in time".
 UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 #: Connections per worker to the upstream; waiting longer than the connect timeout for one of them
@@ -53,11 +56,6 @@ POOL_SIZE = 256
 #: Below the 5 s after which uvicorn (a common upstream) drops an idle connection: a POST sent on a
 #: connection the upstream is closing cannot be retried safely.
 KEEPALIVE_SECONDS = 4.0
-
-
-def _is_json(content_type: bytes) -> bool:
-    media = content_type.split(b";", 1)[0].strip().lower()
-    return media == b"application/json" or media.endswith(b"+json")
 
 
 def _dropped(raw: list[tuple[bytes, bytes]], extra: frozenset[bytes]) -> frozenset[bytes]:
@@ -95,15 +93,6 @@ def _text(value: bytes) -> str:
         return value.decode("latin-1")
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -113,9 +102,12 @@ class ProxyApp:
     """Forwards every HTTP request to ``settings.upstream_url`` and relays the answer."""
 
     def __init__(self, settings: Settings) -> None:
-        parts = urlsplit(settings.upstream_url or "")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SettingsError(f"GATEWAY_UPSTREAM_URL={settings.upstream_url!r}: must be an http(s) URL")
+        # Settings built in code (not from the environment) have not been through the variable's parser.
+        try:
+            upstream = http_url(settings.upstream_url or "")
+        except ValueError as exc:
+            raise SettingsError(f"GATEWAY_UPSTREAM_URL={settings.upstream_url!r}: {exc}") from None
+        parts = urlsplit(upstream)
         # The upstream's userinfo is not used (nor ever taken from a request): only scheme and authority.
         netloc = parts.netloc.rpartition("@")[2]
         self.base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
@@ -141,10 +133,13 @@ class ProxyApp:
                 await receive()
                 await send({"type": "websocket.close", "code": 1008})
             return
-        ctx = scope.get("gateway")
+        call = scope.get("gateway")
         # The middleware has read the body to check it: forward that object, not a second copy.
-        body: bytes = ctx.body if ctx is not None else await _read_body(receive)
-        request_id = ctx.request_id if ctx is not None else "-"
+        try:
+            body: bytes = call.body if call is not None else await read_body(receive)
+        except ClientDisconnected:
+            return  # nobody to answer
+        request_id = call.request_id if call is not None else "-"
         try:
             response = await self.session().request(
                 scope["method"], self._url(scope), headers=self._headers(scope),
@@ -216,7 +211,7 @@ class ProxyApp:
         # GATEWAY_MAX_ANSWER_BYTES (its send raises, which stops this loop): it is streamed all the same,
         # never read whole here. Nothing has gone out while it is held, so an upstream failing
         # mid-body is still a clean ServiceUnavailable.
-        held = _is_json(content_type)
+        held = is_json(content_type)
         await send(start)
         gone = asyncio.ensure_future(_disconnected(receive))
         failed: BaseException | None = None

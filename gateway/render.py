@@ -23,6 +23,8 @@ from xml.sax.saxutils import escape
 
 import xmltodict
 
+from gateway.errors import NotJson
+
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 CONTENT_TYPES = {"XML": "text/xml;charset=utf-8", "JSON": "application/json;charset=utf-8"}
 
@@ -48,8 +50,6 @@ class Number:
         return f"Number({self.text!r})"
 
 
-class NotJson(ValueError):
-    """A body labelled JSON that is not JSON (or is nested deeper than the parser goes)."""
 
 
 def _float(text: str) -> float | Number:
@@ -233,3 +233,10 @@ def success_body(fmt: str, action: str, data: Any) -> bytes:
     body: str = xmltodict.unparse({root: _members(data, container=False)}, full_document=False,
                                   short_empty_elements=False)
     return (XML_DECLARATION + body).encode("utf-8", XML_ERRORS)
+
+
+@lru_cache(maxsize=64)  # a service answers with one or two content types
+def is_json(content_type: bytes) -> bool:
+    """Whether a ``Content-Type`` value names JSON (``application/json``, ``application/*+json``)."""
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
 from typing import Any
 
 from starlette.types import Message, Send
 
-from gateway.context import RequestContext
-from gateway.errors import Err, GatewayError
-from gateway.render import CONTENT_TYPES, NotJson, as_text, error_body, parse_json, success_body
+from gateway.call import Exchange
+from gateway.catalog import Err
+from gateway.errors import GatewayError, NotJson
+from gateway.identity import REQUEST_ID as REQUEST_ID_HEADER
+from gateway.render import CONTENT_TYPES, as_text, error_body, is_json, parse_json, success_body
 from gateway.stores import StoredAnswer
 
 log = logging.getLogger("gateway.respond")
 
-REQUEST_ID_HEADER = b"x-acs-request-id"
 # The service's headers that a rendered answer replaces with its own.
 _REPLACED = frozenset({b"content-type", b"content-length", REQUEST_ID_HEADER})
 # An answer larger than this is streamed rather than kept for a ClientToken replay.
@@ -40,20 +40,20 @@ def _start(status: int, content_type: str | bytes, length: int, request_id: str,
     return {"type": "http.response.start", "status": status, "headers": headers}
 
 
-async def send_error(ctx: RequestContext, send: Send, exc: GatewayError) -> None:
+async def send_error(ctx: Exchange, send: Send, exc: GatewayError) -> None:
     ctx.code, ctx.status = exc.code, exc.status
     await send_error_body(ctx, send, exc.status, exc.code, exc.message,
                           [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()])
 
 
-async def send_error_body(ctx: RequestContext, send: Send, status: int, code: str, message: str,
+async def send_error_body(ctx: Exchange, send: Send, status: int, code: str, message: str,
                           extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = error_body(ctx.format, ctx.request_id, ctx.host_id, code, message)
     await send(_start(status, CONTENT_TYPES[ctx.format], len(body), ctx.request_id, extra))
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_stored(ctx: RequestContext, send: Send, answer: StoredAnswer) -> None:
+async def send_stored(ctx: Exchange, send: Send, answer: StoredAnswer) -> None:
     ctx.status = answer.status
     await send(_start(answer.status, answer.content_type, len(answer.body), ctx.request_id))
     await send({"type": "http.response.body", "body": answer.body})
@@ -71,33 +71,25 @@ def _encoded(start: Message) -> bool:
                for name, value in start.get("headers", ()))
 
 
-@lru_cache(maxsize=64)  # a service answers with one or two content types
-def _is_json(content_type: bytes) -> bool:
-    media = content_type.split(b";", 1)[0].strip().lower()
-    return media == b"application/json" or media.endswith(b"+json")
-
-
 class Responder:
     """The ``send`` given to the wrapped app for one request; ``started`` once anything went out.
 
     JSON answers are held until complete, then rendered in the caller's format (`_render` says how).
-    Anything else streams through untouched, with the request id header added. With ``capture`` set,
-    the final answer is kept for a ClientToken replay.
+    Anything else streams through untouched, with the request id header added. With ``keep`` given
+    (a call holding a ClientToken: `gateway.admit.Admitted.keep`), the final answer is handed to it.
 
     A JSON answer larger than ``max_answer`` bytes is not held: the ``send`` that crosses the limit
     raises `GatewayError` (InternalError) into the app, nothing having been sent, and so does every
     later one; ``refused`` tells the middleware to answer it should the app swallow the exception.
     """
 
-    def __init__(self, ctx: RequestContext, send: Send, *,
+    def __init__(self, ctx: Exchange, action: str, send: Send, *,
                  keep: Callable[[StoredAnswer], Awaitable[None]] | None = None,
                  max_answer: int = MAX_ANSWER_BYTES) -> None:
-        self.ctx, self.send, self.keep, self.max_answer = ctx, send, keep, max_answer
+        self.ctx, self.action, self.send, self.keep, self.max_answer = ctx, action, send, keep, max_answer
         self.capture = keep is not None
         self.started = False
-        self.kept = False  # the answer was handed to ``keep`` (before its last byte went out)
         self.refused = False  # the JSON answer outgrew max_answer
-        self.answer: StoredAnswer | None = None
         self._held: Message | None = None
         self._chunks: list[bytes] = []
         self._size = 0
@@ -114,7 +106,7 @@ class Responder:
                     content_type = value
                     break
             self._content_type = content_type.decode("latin-1")
-            if _is_json(content_type):
+            if is_json(content_type):
                 self._held = message  # nothing sent yet: a failure before the body can still be answered
                 return
             self.started = True
@@ -159,10 +151,8 @@ class Responder:
     async def _final(self, answer: StoredAnswer) -> None:
         # Kept before the last byte is sent: a caller who retries the moment it has the answer
         # must find it stored, not be told LastTokenProcessing.
-        self.answer = answer
-        if self.keep is not None and answer.status < 500:
+        if self.keep is not None:
             await self.keep(answer)
-            self.kept = True
 
     async def _render(self, start: Message, raw: bytes) -> None:
         """The held JSON answer in the caller's format; every body sent parses in that format.
@@ -217,7 +207,7 @@ class Responder:
                 data = {"RequestId": ctx.request_id, "Result": data}
         elif ctx.format == "XML" and not isinstance(data, dict):
             data = {"Result": data}
-        return success_body(ctx.format, ctx.action or "", data)
+        return success_body(ctx.format, self.action, data)
 
     async def _send_rendered(self, start: Message, status: int, body: bytes) -> None:
         ctx = self.ctx

@@ -13,13 +13,14 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.errors import SettingsError
+
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 FORMATS = ("XML", "JSON")
-FAIL_OPEN_LAYERS = ("quota", "flow")
+#: The kinds of store take (`gateway.admit`) an operator may let fail open; no check is skipped.
+FAIL_OPEN_KINDS = ("quota", "flow")
 
 
-class SettingsError(ValueError):
-    """A bad ``GATEWAY_*`` value; its message names the variable and says what is wrong."""
 
 
 def _str(raw: str) -> str:
@@ -102,14 +103,17 @@ def _host_names(raw: str) -> tuple[str, ...]:
     return items
 
 
-def _opt_http_url(raw: str) -> str | None:
-    if not raw:
-        return None
+def http_url(raw: str) -> str:
+    """``raw``, if it is an http(s) URL with a host and a numeric port (if any); else ValueError."""
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
     parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
     return raw
+
+
+def _opt_http_url(raw: str) -> str | None:
+    return http_url(raw) if raw else None
 
 
 def _path_prefix(raw: str) -> str:
@@ -163,8 +167,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GATEWAY_REDIS_PREFIX", "redis_prefix", "gw", _str, "Prefix of every Redis key."),
     Variable("GATEWAY_REDIS_TIMEOUT", "redis_timeout", "0.25", _positive_float,
              "Seconds to wait for Redis (connect and each command) before ServiceUnavailable."),
-    Variable("GATEWAY_FAIL_OPEN", "fail_open", "", _csv(FAIL_OPEN_LAYERS),
-             "Layers that admit when Redis is down (quota, flow); off by default, logged and counted."),
+    Variable("GATEWAY_FAIL_OPEN", "fail_open", "", _csv(FAIL_OPEN_KINDS),
+             "Takes (quota, flow) skipped when only they fail in Redis; off by default, logged and counted."),
     Variable("GATEWAY_IDEMPOTENCY_TTL", "idempotency_ttl", "86400", _int_min(1),
              "Seconds a ClientToken's stored answer is replayed."),
     Variable("GATEWAY_IDEMPOTENCY_LEASE", "idempotency_lease", "60", _int_min(1),

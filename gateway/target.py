@@ -15,7 +15,7 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.types import Scope
 
-from gateway.parsing import BadInput
+from gateway.errors import BadInput
 
 # Escapes that decode to "/" or "\": the service would see a separator the gateway did not.
 _ENCODED_SEPARATOR = re.compile(rb"%(?:2[fF]|5[cC])")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import BY_CODE, ApiError, Err, GatewayError
+from gateway.catalog import BY_CODE, Err
+from gateway.errors import ApiError, GatewayError
 
 TABLE = Path(__file__).parent / "data" / "common-errors.seed.txt"
 

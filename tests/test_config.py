@@ -21,7 +21,7 @@ ROOT = Path(__file__).parent.parent
 def test_public_api_is_pinned() -> None:
     assert gateway.__all__ == sorted(gateway.__all__)
     assert set(gateway.__all__) == {
-        "ApiError", "Err", "GatewayError", "GatewayMiddleware", "Policy", "PolicyError",
+        "ApiError", "Call", "Err", "GatewayError", "GatewayMiddleware", "Policy", "PolicyError",
         "PolicyResolver", "Resource", "ResourceResolver", "Settings", "SettingsError", "load_policy",
     }
 

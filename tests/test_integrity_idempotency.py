@@ -27,14 +27,15 @@ from redis import Redis
 from starlette.types import Receive, Scope, Send
 
 from gateway import GatewayMiddleware, Settings, load_policy
-from gateway.context import RequestContext
-from gateway.layers.idempotency import VOLATILE, IdempotencyLayer, fingerprint, owner
+from gateway.admit import VOLATILE, Admission, fingerprint
+from gateway.admit import token_owner as owner
 from gateway.policy import Policy
 from gateway.proxy import ProxyApp
 from gateway.stores import IdempotencyClaim, MemoryStore, Outcome, StoreUnavailable, Ticket
 from gateway.stores.renewal import LeaseRenewal
 from tests.conftest import DATA
 from tests.support.asgi import read_body
+from tests.support.calls import a_call
 from tests.support.client import Answer, call_v3, get, post, signed_params
 from tests.support.redis import RedisServer, running_redis
 from tests.support.servers import free_port, serve_in_thread, wait_until
@@ -216,21 +217,17 @@ def test_a_retry_asking_another_format_is_another_call(live: Live, version: str)
     assert live.service.runs[client_token] == 1
 
 
-def test_the_layer_puts_the_decided_format_in_the_claim() -> None:
-    layer = IdempotencyLayer(lease_seconds=1)
+def test_the_claim_holds_the_decided_format() -> None:
     policy = load_policy(DATA / "policy.toml")
+    admission = Admission(MemoryStore(), policy, skew=900, lease_seconds=1, answer_ttl=60)
+    api, key = policy.api("2014-05-26", "CreateOrder"), policy.access_keys["LTAIalice"]
     claims = []
     for answer_format in ("XML", "JSON"):
-        async def receive() -> Any:
-            return {"type": "http.request"}
-
-        ctx = RequestContext.start({"type": "http", "method": "GET", "headers": []}, receive, answer_format, "h")
-        ctx.params = {"ClientToken": "t", "Amount": "1"}
-        ctx.key = policy.access_keys["LTAIalice"]
-        ctx.api = policy.api("2014-05-26", "CreateOrder")
-        layer.check(ctx)
-        assert ctx.idempotency is not None
-        claims.append(ctx.idempotency)
+        call = a_call(params={"ClientToken": "t", "Amount": "1"}, format=answer_format, api=api, key=key)
+        assert api is not None
+        claim = admission._claim(call, api, key)
+        assert claim is not None
+        claims.append(claim)
     assert claims[0].owner == claims[1].owner
     assert claims[0].fingerprint != claims[1].fingerprint
 

@@ -19,7 +19,8 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from gateway import GatewayMiddleware, Settings
-from gateway.context import RequestContext, _folded
+from gateway.call import Exchange
+from gateway.call import folded as _folded
 from gateway.policy import Policy
 from gateway.proxy import ProxyApp
 from gateway.serving import Limits, protocol
@@ -311,9 +312,9 @@ def _scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
 
 def test_a_head_over_the_bound_is_refused_before_it_is_folded() -> None:
     raw = [(b"host", b"gw")] + [(b"x-pad", b"a")] * 52_000
-    ctx = RequestContext.start(_scope(raw), _no_body, "XML", None, max_header_bytes=65_536)
+    ctx = Exchange.start(_scope(raw), _no_body, "XML", None, max_header_bytes=65_536)
     assert ctx.head_too_large and ctx.headers == {}
-    small = RequestContext.start(_scope(raw[:100]), _no_body, "XML", None, max_header_bytes=65_536)
+    small = Exchange.start(_scope(raw[:100]), _no_body, "XML", None, max_header_bytes=65_536)
     assert not small.head_too_large and small.headers["x-pad"] == ",".join(["a"] * 99)
 
 

@@ -7,12 +7,13 @@ import time
 
 import pytest
 
-from gateway.context import RequestContext
+from gateway.call import Call
+from gateway.checks.access import Access
+from gateway.checks.params import TYPES, Params, valid
 from gateway.errors import Err, GatewayError
-from gateway.layers.access import AccessLayer
-from gateway.layers.params import TYPES, ParamsLayer, valid
 from gateway.policy import ApiSpec, ParamSpec, Policy, PolicyError, Resource, parse_policy
 from tests.conftest import DATA
+from tests.support.calls import a_call
 
 # -- item 9: the types say what they mean ------------------------------------------------------------
 
@@ -61,18 +62,12 @@ def test_the_range_still_applies() -> None:
 API = ApiSpec(version="v", action="A", params={"Id": ParamSpec(name="Id", repeated=True)}, repeated=frozenset({"Id"}))
 
 
-def _ctx(params: dict[str, str]) -> RequestContext:
-    async def receive() -> dict[str, object]:
-        return {}
-
-    ctx = RequestContext(request_id="r", method="GET", path="/", headers={}, host_id="h", format="XML",
-                         receive=receive)  # type: ignore[arg-type]
-    ctx.params, ctx.api = params, API
-    return ctx
+def _ctx(params: dict[str, str]) -> Call:
+    return a_call(params=params, api=API)
 
 
 def test_an_index_up_to_max_repeated_is_admitted() -> None:
-    ParamsLayer(max_repeated=3).check(_ctx({"Id.1": "a", "Id.2": "b", "Id.3": "c"}))
+    Params(max_repeated=3)(_ctx({"Id.1": "a", "Id.2": "b", "Id.3": "c"}))
 
 
 @pytest.mark.parametrize(("name", "err"), [
@@ -81,7 +76,7 @@ def test_an_index_up_to_max_repeated_is_admitted() -> None:
 ])
 def test_an_index_past_max_repeated_is_refused(name: str, err: Err) -> None:
     with pytest.raises(GatewayError) as caught:
-        ParamsLayer(max_repeated=3).check(_ctx({name: "a"}))
+        Params(max_repeated=3)(_ctx({name: "a"}))
     assert caught.value.err is err
 
 
@@ -102,10 +97,9 @@ class Resolver:
 
 
 def _ram(policy: Policy, resolver: Resolver, params: dict[str, str]) -> None:
-    ctx = _ctx(params)
-    ctx.api = policy.api("2014-05-26", "DescribeInstances")
-    ctx.key = policy.access_keys["LTAIops"]  # Allow Describe* on *, Deny on instance/i-secret-*
-    pending = AccessLayer(resolver).check(ctx)  # type: ignore[arg-type]
+    # LTAIops: Allow Describe* on *, Deny on instance/i-secret-*
+    ctx = a_call(params=params, api=policy.api("2014-05-26", "DescribeInstances"), key=policy.access_keys["LTAIops"])
+    pending = Access(resolver)(ctx)  # type: ignore[arg-type]
     if pending is not None:
         asyncio.run(pending)  # type: ignore[arg-type]
 

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.types import Message
 
-from gateway.context import RequestContext
-from gateway.errors import ECHO_LIMIT, Err, GatewayError, echo
+from gateway.call import Exchange
+from gateway.catalog import ECHO_LIMIT, Err, echo
+from gateway.errors import GatewayError
 from gateway.render import NotJson, Number, json_bytes, parse_json, success_body
 from gateway.respond import Responder
 
@@ -31,23 +32,23 @@ def strict(body: bytes) -> Any:
     return json.loads(body, parse_constant=_reject_constant, parse_int=_integer, parse_float=str)
 
 
-def _context(fmt: str) -> RequestContext:
+def _context(fmt: str) -> Exchange:
     async def receive() -> Message:
         return {"type": "http.disconnect"}
 
     scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": []}
-    ctx = RequestContext.start(scope, receive, fmt, "gateway.test")
-    ctx.format, ctx.action = fmt, "DescribeOdd"
+    ctx = Exchange.start(scope, receive, fmt, "gateway.test")
+    ctx.format = fmt
     return ctx
 
 
-async def respond(fmt: str, status: int, chunks: list[bytes], **kw: Any) -> tuple[RequestContext, list[Message]]:
+async def respond(fmt: str, status: int, chunks: list[bytes], **kw: Any) -> tuple[Exchange, list[Message]]:
     ctx, sent = _context(fmt), []
 
     async def send(message: Message) -> None:
         sent.append(message)
 
-    responder = Responder(ctx, send, **kw)
+    responder = Responder(ctx, "DescribeOdd", send, **kw)
     await responder({"type": "http.response.start", "status": status,
                      "headers": [(b"content-type", b"application/json; charset=utf-8")]})
     for n, chunk in enumerate(chunks):
@@ -142,7 +143,7 @@ async def test_the_send_that_crosses_the_cap_raises_and_nothing_is_sent() -> Non
     async def send(message: Message) -> None:
         sent.append(message)
 
-    responder = Responder(ctx, send, max_answer=1024)
+    responder = Responder(ctx, "DescribeOdd", send, max_answer=1024)
     await responder({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await responder({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
     with pytest.raises(GatewayError) as raised:
@@ -159,7 +160,7 @@ async def test_a_compressed_json_answer_is_relayed_as_it_came() -> None:
     async def send(message: Message) -> None:
         sent.append(message)
 
-    responder = Responder(ctx, send)
+    responder = Responder(ctx, "DescribeOdd", send)
     await responder({"type": "http.response.start", "status": 200,
                      "headers": [(b"content-type", b"application/json"), (b"content-encoding", b"gzip")]})
     await responder({"type": "http.response.body", "body": b"\x1f\x8b..."})

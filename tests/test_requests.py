@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from gateway.context import new_request_id
+from gateway.call import new_request_id
 from gateway.errors import Err
 from tests.conftest import LiveGateway
 from tests.support.client import Answer, call, call_v3, get, post, query, signed_params

@@ -23,8 +23,8 @@ import pytest
 from alibabacloud_tea_openapi.exceptions import ThrottlingException
 from aliyunsdkcore.acs_exception.exceptions import ServerException
 
+from gateway.checks.params import COMMON_PARAMETERS
 from gateway.errors import Err
-from gateway.layers.params import COMMON_PARAMETERS
 from gateway.signing import (
     canonical_request_v3,
     hash_payload,

@@ -1,6 +1,6 @@
 """The policy file: accounts, access keys, sub-users, resources, APIs and limits."""
 
-from gateway.policy.checks import PolicyError
+from gateway.errors import PolicyError
 from gateway.policy.loader import DEMO_POLICY, load_policy, parse_policy
 from gateway.policy.model import (
     RESOURCE_KINDS,

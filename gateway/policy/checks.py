@@ -11,12 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.errors import PolicyError
 from gateway.rates import Rate, parse_rate
-
-
-class PolicyError(ValueError):
-    """The policy file is wrong; the message is one line naming the file, line, entry and problem."""
-
 
 _ARRAY_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*([^\]\s]+)[ \t]*\]\]", re.MULTILINE)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from gateway.policy.checks import Checks, Lines, PolicyError
+from gateway.errors import PolicyError
+from gateway.policy.checks import Checks, Lines
 from gateway.policy.model import (
     PARAM_TYPES,
     RESOURCE_KINDS,

@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+from gateway.errors import StoreUnavailable
 from gateway.stores.base import (
     IdempotencyClaim,
     Outcome,
     Store,
     StoredAnswer,
-    StoreUnavailable,
     Take,
     Ticket,
     Verdict,

@@ -132,6 +132,7 @@ class Verdict:
 
     ``retry_after_ms``: for FLOW_LIMITED and QUOTA_EXHAUSTED, the time until the refused take would
     succeed. ``remaining``: after an ADMITTED ticket with quota takes, the smallest quota left (None
+    -- the gateway sends it nowhere; kept because the store contract tests prove each take with it)
     without quota takes). ``answer``: the stored answer of a REPLAY.
     """
 
@@ -141,12 +142,6 @@ class Verdict:
     answer: StoredAnswer | None = None
 
 
-class StoreUnavailable(Exception):
-    """The store could not decide: connection refused, timeout, cluster down, a script error.
-
-    Every backend failure is wrapped into this once, at the store boundary; the gateway answers
-    ``ServiceUnavailable`` and admits nothing.
-    """
 
 
 class Store(Protocol):

@@ -62,13 +62,13 @@ from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError
 
+from gateway.errors import StoreUnavailable
 from gateway.stores.base import (
     NONCE_HISTORY_GRACE_MS,
     NONCE_HISTORY_SETTLE_MS,
     IdempotencyClaim,
     Outcome,
     StoredAnswer,
-    StoreUnavailable,
     Take,
     Ticket,
     Verdict,

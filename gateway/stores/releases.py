@@ -22,7 +22,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gateway.stores.base import IdempotencyClaim, StoreUnavailable
+from gateway.errors import StoreUnavailable
+from gateway.stores.base import IdempotencyClaim
 
 log = logging.getLogger("gateway.stores")
 

@@ -13,7 +13,8 @@ import asyncio
 import logging
 from typing import Literal
 
-from gateway.stores.base import IdempotencyClaim, Store, StoreUnavailable
+from gateway.errors import StoreUnavailable
+from gateway.stores.base import IdempotencyClaim, Store
 
 log = logging.getLogger("gateway.stores")
 

@@ -8,8 +8,8 @@ another deployment can still be replayed here with a Host rewritten to this one.
 
 from __future__ import annotations
 
-from gateway.context import RequestContext
-from gateway.parsing import BadInput
+from gateway.call import Call
+from gateway.errors import BadInput
 
 
 def split_host(host: str) -> tuple[str, str | None]:
@@ -32,7 +32,7 @@ def split_host(host: str) -> tuple[str, str | None]:
     return (name, port) if port.isascii() and port.isdigit() else (host, None)
 
 
-class HostLayer:
+class Host:
     """Refuses a request whose Host is not in GATEWAY_HOSTS (only built when that is set)."""
 
     def __init__(self, hosts: tuple[str, ...]) -> None:
@@ -45,8 +45,8 @@ class HostLayer:
                 exact.add((name, port))
         self.names, self.exact = frozenset(names), frozenset(exact)
 
-    def check(self, ctx: RequestContext) -> None:
+    def __call__(self, call: Call) -> None:
         # Repeated Host headers arrive folded ("a,b") and so match nothing.
-        name, port = split_host(ctx.headers.get("host", ""))
+        name, port = split_host(call.headers.get("host", ""))
         if name not in self.names and (port is None or (name, port) not in self.exact):
             raise BadInput("the Host is not one of GATEWAY_HOSTS")

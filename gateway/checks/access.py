@@ -1,10 +1,13 @@
+"""The key's grants, and for a sub-user its RAM statements over the resources the call names."""
+
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from types import MappingProxyType
 
-from gateway.context import RequestContext
-from gateway.errors import Err, GatewayError
+from gateway.call import Call
+from gateway.catalog import Err
+from gateway.errors import GatewayError
 from gateway.policy import ApiSpec, SubUser
 from gateway.resources import ResourceResolver
 
@@ -18,7 +21,7 @@ NOT_FOUND = MappingProxyType({
 })
 
 
-def _named_resources(api: ApiSpec, params: dict[str, str]) -> list[tuple[str, str]]:
+def _named_resources(api: ApiSpec, params: Mapping[str, str]) -> list[tuple[str, str]]:
     """The distinct (kind, id) pairs a request names: a list repeating one id costs one lookup."""
     named: list[tuple[str, str]] = []
     for spec in api.resource_params:
@@ -45,20 +48,20 @@ def _ram_allows(user: SubUser, action: str, targets: list[str]) -> bool:
     return True
 
 
-class AccessLayer:
+class Access:
     """The key's grants, and for a sub-user its RAM statements over the resources it names."""
 
     def __init__(self, resolver: ResourceResolver) -> None:
         self.resolver = resolver
 
-    def check(self, ctx: RequestContext) -> Awaitable[None] | None:
-        key, api = ctx.key, ctx.api
+    def __call__(self, call: Call) -> Awaitable[None] | None:
+        key, api = call.key, call.api
         if key is None or api is None:
             return None
         if key.actions is not None and key.actions.match(api.action) is None:
             raise GatewayError(Err.INVALID_ACTION)
         if key.denied_params:
-            for name in ctx.params:
+            for name in call.params:
                 if name in key.denied_params or name.split(".", 1)[0] in key.denied_params:
                     raise GatewayError(Err.PARAMETER_NOT_PERMITTED, name=name)
         user = key.user
@@ -68,7 +71,7 @@ class AccessLayer:
             raise GatewayError(Err.FORBIDDEN_SUB_USER)
         if not api.ram:
             raise GatewayError(Err.FORBIDDEN_NOT_SUPPORT_RAM)
-        named = _named_resources(api, ctx.params)
+        named = _named_resources(api, call.params)
         if named:
             # Only a sub-user naming resources waits for the resolver; every other call stays sync.
             return self._check_resources(user, api.action, key.account.id, named)

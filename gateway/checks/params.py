@@ -1,3 +1,6 @@
+"""The API's declared parameters: nothing undeclared, every value within its type and rules, the required
+ones present (run once a key is proven: patterns and numbers are work)."""
+
 from __future__ import annotations
 
 import math
@@ -5,8 +8,9 @@ import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from gateway.context import RequestContext
-from gateway.errors import Err, GatewayError
+from gateway.call import Call
+from gateway.catalog import Err
+from gateway.errors import GatewayError
 from gateway.policy import ParamSpec
 
 #: Parameters every API accepts (CONTRACT §2); ``SignatureType`` is sent, empty, by aliyun-python-sdk-core.
@@ -72,7 +76,7 @@ def valid(spec: ParamSpec, value: str) -> bool:
     return spec.pattern is None or spec.pattern.fullmatch(value) is not None
 
 
-class ParamsLayer:
+class Params:
     """Undeclared parameters are UnsupportedParameter; declared ones obey their type and rules.
 
     Runs after the signature is verified: a pattern, and the parsing of a number, are work that a
@@ -82,12 +86,12 @@ class ParamsLayer:
     def __init__(self, *, max_repeated: int) -> None:
         self.max_repeated = max_repeated
 
-    def check(self, ctx: RequestContext) -> None:
-        api = ctx.api
+    def __call__(self, call: Call) -> None:
+        api = call.api
         if api is None:
             return
         declared = api.params
-        for name, value in ctx.params.items():
+        for name, value in call.params.items():
             if name in COMMON_PARAMETERS:
                 continue
             spec = declared.get(name)
@@ -96,10 +100,8 @@ class ParamsLayer:
             if not valid(spec, value):
                 raise GatewayError(Err.INVALID_PARAMETER)
         for name in api.required:
-            if name not in ctx.params and not (
-                name in api.repeated and f"{name}.1" in ctx.params
-            ):
-                raise GatewayError(Err.MISSING_ACTION, name=name)
+            if name not in call.params and not (name in api.repeated and f"{name}.1" in call.params):
+                raise GatewayError(Err.MISSING_PARAMETER, name=name)
 
     def _repeated(self, repeated: frozenset[str], declared: Mapping[str, ParamSpec], name: str) -> ParamSpec:
         # A repeated list parameter is declared once and sent as Name.1, Name.2, ... (never bare).

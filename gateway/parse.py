@@ -1,0 +1,189 @@
+"""Parse: the ASGI request becomes one immutable `Call`, or is refused as something not to interpret.
+
+The body is read under its size limit, query and form body are decoded once (`gateway.parsing`), the
+common parameters are read from where the request's signature version puts them, and the policy
+entries they name are looked up. Nothing here decides whether the call is allowed: `gateway.chain`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Mapping
+
+from starlette.types import Receive
+
+from gateway.call import Call, Exchange
+from gateway.catalog import Err
+from gateway.errors import BadInput, ClientDisconnected, GatewayError
+from gateway.parsing import parse_into
+from gateway.policy import AccessKey, ApiSpec, Policy
+from gateway.signing import parse_v3_authorization
+
+ALLOWED_METHODS = frozenset({"GET", "POST"})
+FORM = "application/x-www-form-urlencoded"
+# The charset parameter a form body may carry, as spelled (lower-cased); any other charset, or any other
+# parameter, would be read one way here (UTF-8) and another way by a service honouring it.
+_UTF8_CHARSETS = frozenset({"charset=utf-8", 'charset="utf-8"'})
+# Any other Format value gets the default: aliyun-python-sdk-core sends the literal "Format=None"
+# when the caller never chose one, and refusing it would break that SDK's plain do_action().
+FORMATS = {"xml": "XML", "json": "JSON"}
+_FORMAT_IN_QUERY = re.compile(rb"(?:^|&)Format=([A-Za-z]{3,4})(?:&|$)")
+# The API a request calls, named as a parameter and as a header. V1 reads the parameter and leaves the
+# header unsigned; V3 reads the header and signs the parameter along with the query. Either way the
+# checks authorize one of them, and a service behind the gateway may dispatch on the other: the two
+# must agree wherever both are sent (sdk-core and tea-openapi "v2" send both, equal).
+_API_NAMED_TWICE = (("Action", "x-acs-action"), ("Version", "x-acs-version"))
+
+
+def guess_format(exchange: Exchange, params: Mapping[str, str]) -> None:
+    """For a refusal decided before the call was parsed (a PUT, a bad escape, a parameter given
+    twice): the Format the caller most likely wants, from ``params`` read so far. It only picks the
+    language of an error that is already decided, so it never raises."""
+    if exchange.format_known:
+        return
+    exchange.format_known = True
+    headers = exchange.headers
+    if headers.get("authorization", "").startswith("ACS3-"):
+        exchange.format = "XML" if "xml" in headers.get("accept", "").lower() else "JSON"
+    given = params.get("Format")
+    if given is None:
+        match = _FORMAT_IN_QUERY.search(exchange.query_string)
+        given = match[1].decode() if match is not None else None
+    if given is not None:
+        exchange.format = FORMATS.get(given.lower(), exchange.format)
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> bytes:
+    """The whole request body; `ClientDisconnected` if the client leaves first, `BadInput` past ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BadInput("body larger than GATEWAY_MAX_BODY_BYTES")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _check_form_type(content_type: str) -> None:
+    """One Content-Type, the form media type, and no parameter but a UTF-8 charset.
+
+    Repeated Content-Type headers arrive folded with a comma, which no single form type holds.
+    """
+    media, _, rest = content_type.partition(";")
+    media = media.strip().lower()
+    if media != FORM or "," in content_type:
+        raise BadInput(f"POST body of type {media or 'none'!r}, not {FORM}")
+    if rest and rest.strip().lower() not in _UTF8_CHARSETS:
+        raise BadInput("a form body must be UTF-8, with no other Content-Type parameter")
+
+
+def _one_api(params: Mapping[str, str], headers: Mapping[str, str]) -> None:
+    for name, header in _API_NAMED_TWICE:
+        param, sent = params.get(name), headers.get(header)
+        if param is not None and sent is not None and param != sent:
+            raise BadInput(f"{name} {param!r} and {header} {sent!r} name different APIs")
+
+
+class Parser:
+    """GET and POST only (checked before the body is read), the body under its size limit, then the `Call`."""
+
+    def __init__(self, policy: Policy, *, max_body_bytes: int) -> None:
+        self.max_body = max_body_bytes
+        self.api = policy.api
+        self.keys = policy.access_keys
+
+    def __call__(self, exchange: Exchange) -> Call | Awaitable[Call]:
+        if exchange.method not in ALLOWED_METHODS:
+            raise GatewayError(Err.UNSUPPORTED_HTTP_METHOD)
+        headers = exchange.headers
+        if "content-encoding" in headers and headers["content-encoding"].strip().lower() != "identity":
+            # A service (aiohttp) would decompress what the gateway parsed as it came.
+            raise BadInput("a request Content-Encoding is not supported")
+        if "transfer-encoding" in headers and headers["transfer-encoding"].strip().lower() != "chunked":
+            # httptools de-chunks "gzip, chunked" and hands on the body still compressed, as if plain.
+            raise BadInput("a request Transfer-Encoding other than chunked is not supported")
+        if "," in headers.get("content-type", ""):
+            # Two Content-Type headers, folded: services pick the first, the last, or refuse (aiohttp),
+            # even on an empty body.
+            raise BadInput("Content-Type given more than once")
+        declared = headers.get("content-length")
+        if declared is not None:
+            # ASCII digits only, and short: int() of thousands of leading zeros raises ValueError.
+            digits = declared.lstrip("0") or "0"
+            if not (declared.isascii() and declared.isdigit()) or len(digits) > 19 or int(digits) > self.max_body:
+                raise BadInput("body larger than GATEWAY_MAX_BODY_BYTES")
+        if exchange.method == "POST" or declared not in (None, "0") or "transfer-encoding" in headers:
+            return self._with_body(exchange)
+        # A GET without a body, the common case, needs no coroutine at all.
+        return self.parse(exchange, b"")
+
+    async def _with_body(self, exchange: Exchange) -> Call:
+        body = await read_body(exchange.receive, self.max_body)
+        if body and exchange.method != "POST":
+            # Only a POST body is parsed and checked; yet a service may read a GET body as a form
+            # (Starlette's request.form() does). Version 1.0 does not even sign one.
+            raise BadInput("a body is only accepted on a POST")
+        return self.parse(exchange, body)
+
+    def parse(self, exchange: Exchange, body: bytes) -> Call:
+        """The call of ``exchange`` whose body is ``body``; a refusal's Format is guessed from what was read."""
+        query: dict[str, str] = {}
+        params = query
+        try:
+            parse_into(exchange.query_string, query)
+            # Without a form body the parameters are the query: one dict serves as both (neither is
+            # changed once parsed).
+            if body:
+                params = dict(query)
+                _check_form_type(exchange.headers.get("content-type", ""))
+                parse_into(body, params)
+            return self._call(exchange, query, params, body)
+        except GatewayError:
+            guess_format(exchange, params)
+            raise
+
+    def _call(self, exchange: Exchange, query: dict[str, str], params: dict[str, str], body: bytes) -> Call:
+        headers = exchange.headers
+        authorization = headers.get("authorization", "")
+        fmt = params.get("Format")
+        answer_format = exchange.format if fmt is None else FORMATS.get(fmt.lower(), exchange.format)
+        if not authorization.startswith("ACS3-"):
+            _one_api(params, headers)
+            action, version, key_id = params.get("Action"), params.get("Version"), params.get("AccessKeyId")
+            return Call(
+                exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
+                query, params, body, params.get("SignatureVersion"), action, version, key_id,
+                params.get("Signature"), params.get("SignatureMethod"), params.get("SignatureNonce"),
+                params.get("Timestamp"), None, self._api(version, action), self._key(key_id),
+            )
+        try:
+            auth = parse_v3_authorization(authorization)
+        except ValueError:
+            raise GatewayError(Err.INCOMPLETE_SIGNATURE) from None
+        _one_api(params, headers)
+        named = params.get("AccessKeyId")
+        if named is not None and named != auth.access_key_id:
+            # A service reading AccessKeyId, as RPC services do, must see the key that was verified.
+            raise BadInput("AccessKeyId parameter names another key than the V3 Credential")
+        if fmt is None:
+            # V3 carries no Format: JSON unless the Accept header asks for XML (CONTRACT §3).
+            answer_format = "XML" if "xml" in headers.get("accept", "").lower() else "JSON"
+        action, version = headers.get("x-acs-action"), headers.get("x-acs-version")
+        return Call(
+            exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
+            query, params, body, "3", action, version, auth.access_key_id, auth.signature, auth.algorithm,
+            headers.get("x-acs-signature-nonce"), headers.get("x-acs-date"), auth, self._api(version, action),
+            self._key(auth.access_key_id),
+        )
+
+    def _api(self, version: str | None, action: str | None) -> ApiSpec | None:
+        return self.api(version or "", action or "")
+
+    def _key(self, key_id: str | None) -> AccessKey | None:
+        return self.keys.get(key_id or "")
