@@ -16,7 +16,7 @@ from gateway.call import Call, Exchange
 from gateway.catalog import Err
 from gateway.errors import BadInput, ClientDisconnected, GatewayError
 from gateway.parsing import parse_into
-from gateway.policy import AccessKey, ApiSpec, Policy
+from gateway.policy import Policy
 from gateway.signing import parse_v3_authorization
 
 ALLOWED_METHODS = frozenset({"GET", "POST"})
@@ -160,7 +160,7 @@ class Parser:
                 exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
                 query, params, body, params.get("SignatureVersion"), action, version, key_id,
                 params.get("Signature"), params.get("SignatureMethod"), params.get("SignatureNonce"),
-                params.get("Timestamp"), None, self._api(version, action), self._key(key_id),
+                params.get("Timestamp"), None, self.api(version or "", action or ""), self.keys.get(key_id or ""),
             )
         try:
             auth = parse_v3_authorization(authorization)
@@ -178,12 +178,6 @@ class Parser:
         return Call(
             exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
             query, params, body, "3", action, version, auth.access_key_id, auth.signature, auth.algorithm,
-            headers.get("x-acs-signature-nonce"), headers.get("x-acs-date"), auth, self._api(version, action),
-            self._key(auth.access_key_id),
+            headers.get("x-acs-signature-nonce"), headers.get("x-acs-date"), auth,
+            self.api(version or "", action or ""), self.keys.get(auth.access_key_id),
         )
-
-    def _api(self, version: str | None, action: str | None) -> ApiSpec | None:
-        return self.api(version or "", action or "")
-
-    def _key(self, key_id: str | None) -> AccessKey | None:
-        return self.keys.get(key_id or "")

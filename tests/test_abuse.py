@@ -10,7 +10,7 @@ Scale: many idle connections cost one descriptor each on both sides. The test ra
 RLIMIT_NOFILE to the hard limit before the server starts (the server inherits it) and opens up to
 10,000, fewer when the limits do not leave room: `idle_scale` says how many and why.
 
-The two tests at the end were strict xfails until gateway/serving.py bounded what uvicorn does not:
+The two tests at the end were strict xfails until gateway/serving/ bounded what uvicorn does not:
 idle connections filling the descriptor limit (header timeout and connection cap) and the size of a
 request's head. tests/test_serving.py tests each bound in detail.
 """
@@ -227,7 +227,7 @@ async def test_thousands_of_idle_connections_leave_the_gateway_serving(served: S
     assert after <= baseline
 
 
-# --- what uvicorn does not bound, and gateway/serving.py does ---------------------------------------
+# --- what uvicorn does not bound, and gateway/serving/ does ---------------------------------------
 
 HEADER_TIMEOUT_BOUND = 10.0
 

@@ -1,6 +1,6 @@
 """HTTP fuzzing against a live gateway: a small, derandomized sample (tests/test_fuzz_campaign.py is the full run).
 
-The gateway runs under a real uvicorn with the HTTP protocol `gateway serve` runs (gateway/serving.py:
+The gateway runs under a real uvicorn with the HTTP protocol `gateway serve` runs (gateway/serving/:
 its head bound, header timeout and connection cap), in front of the echo service, with no
 GATEWAY_HOST_ID so that the Host header is reflected as HostId. Requests are written as raw bytes on a
 socket (tests/support/fuzzing/ says why, and how answers are judged). The invariants, for every

@@ -1,4 +1,4 @@
-"""`gateway serve`'s HTTP protocol (gateway/serving.py): header timeout, head size bound, connection cap.
+"""`gateway serve`'s HTTP protocol (gateway/serving/): header timeout, head size bound, connection cap.
 
 Against `gateway serve` as an operator runs it, with small bounds so that each test is quick: a 1 s
 header timeout (uvicorn's own keep-alive timeout, 5 s, stays well beyond what the tests allow), heads

@@ -1,14 +1,6 @@
 """The Redis store: state shared by every gateway process, one script call per request.
 
-Key layout (``prefix`` defaults to ``gw``; ``{...}`` is the Redis Cluster hash tag)::
-
-    gw:{<scope>}:n:<nonce>     nonce claim            SET PX nonce_ttl
-    gw:{<scope>}:q:<key>       quota "window:used"    SET PX until the window ends, then KEEPTTL
-    gw:{<scope>}:i:<token>     idempotency hash       state p(ending)/d(one), owner, fp, lease[, answer]
-                                                      PX lease, renewed while the call runs, then answer TTL
-    gw:{<scope>}:c:<lease>     lease cancelled        SET PX lease, by a release ahead of its admit
-    gw:{<scope>}:h             nonce history since    SET PX 7 days, when first missing (ms)
-    gw:{f:<key>}               flow-control GCRA TAT  SET PX until the TAT has passed
+Keys: `gateway.stores.keys`; the scripts and their replies: `gateway.stores.scripts`.
 
 Every per-request key carries the caller's scope as its hash tag, so `admit.lua` may touch them all
 in one slot. A quota key holds its window index rather than being named by it: the window comes from
@@ -51,16 +43,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from importlib import resources
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
-from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.errors import StoreUnavailable
 from gateway.stores.base import (
@@ -74,41 +63,14 @@ from gateway.stores.base import (
     Verdict,
 )
 from gateway.stores.clients import cluster_client, pooled_client
+from gateway.stores.keys import Keys
 from gateway.stores.pipeline import Arg, AutoPipeline, Undo
 from gateway.stores.releases import PendingReleases
+from gateway.stores.scripts import Scripts, admitted, read_verdict, wrapped
 
 log = logging.getLogger("gateway.stores")
 
-# admit.lua's reply codes, by value.
-_OUTCOMES = (
-    Outcome.ADMITTED,
-    Outcome.NONCE_USED,
-    Outcome.FLOW_LIMITED,
-    Outcome.QUOTA_EXHAUSTED,
-    Outcome.TOKEN_PROCESSING,
-    Outcome.TOKEN_PARAMS_MISMATCH,
-    Outcome.TOKEN_CALLER_MISMATCH,
-    Outcome.REPLAY,
-    Outcome.NONCE_UNPROVEN,
-    Outcome.HISTORY_STARTING,
-    Outcome.TOKEN_CANCELLED,
-)
 _HISTORY_TTL_MS = 7 * 86_400_000
-_BACKEND_ERRORS = (RedisError, RedisClusterException, OSError)
-
-
-def _script_text(name: str) -> str:
-    return resources.files("gateway.stores").joinpath("lua", name).read_text(encoding="utf-8")
-
-
-@contextmanager
-def _wrapped(operation: str) -> Iterator[None]:
-    """The one place a backend failure becomes `StoreUnavailable`."""
-    try:
-        yield
-    except _BACKEND_ERRORS as exc:
-        raise StoreUnavailable(f"redis {operation} failed: {type(exc).__name__}: {exc}") from exc
-
 
 class RedisStore:
     """`Store` over a ``redis.asyncio`` client (a pooled `Redis` or a `RedisCluster`), which it owns
@@ -119,22 +81,14 @@ class RedisStore:
     pipeline per event-loop turn (`gateway.stores.pipeline`); off, each call is sent on its own."""
 
     def __init__(self, client: Redis | RedisCluster, *, prefix: str = "gw", pipelined: bool = True) -> None:
-        if "{" in prefix or "}" in prefix:
-            raise ValueError(f"store prefix {prefix!r}: braces would break the cluster hash tags")
+        self._keys = Keys(prefix)
         self._client = client
-        self._prefix = prefix
         self._cluster = isinstance(client, RedisCluster)
         # Cluster mode stays unbatched: a batch would have to be split by node and each part follow
         # MOVED/ASK redirections call by call, which redis-py's cluster pipeline does with retries
         # that could run a committed script twice. Its load is spread over the nodes anyway.
         self._pipeline = AutoPipeline(client) if pipelined and not isinstance(client, RedisCluster) else None
-        # register_script runs EVALSHA and loads the script itself on NOSCRIPT (a restarted server);
-        # the pipeline uses the same objects (their text and SHA) and does its own NOSCRIPT reload.
-        self._admit = client.register_script(_script_text("admit.lua"))
-        self._refund = client.register_script(_script_text("refund_flow.lua"))
-        self._store_answer = client.register_script(_script_text("store_answer.lua"))
-        self._release = client.register_script(_script_text("release.lua"))
-        self._renew = client.register_script(_script_text("renew.lua"))
+        self._scripts = Scripts(client)
         self._run_id = ""  # INFO's run_id of the first server life this store talked to
         self._pending = PendingReleases(self._release_now)
 
@@ -151,14 +105,6 @@ class RedisStore:
         to discover the cluster from; any query options are redis-py's."""
         return cls(cluster_client(url, timeout), prefix=prefix)
 
-    def _tag(self, scope: str) -> str:
-        if not scope or "{" in scope or "}" in scope:
-            raise ValueError(f"scope {scope!r} cannot be a hash tag")
-        return f"{self._prefix}:{{{scope}}}"
-
-    def _flow_key(self, key: str) -> str:
-        return f"{self._prefix}:{{f:{key}}}"
-
     async def admit(self, ticket: Ticket) -> Verdict:
         flows = [take for take in ticket.takes if take.kind == "flow"]
         quotas = [take for take in ticket.takes if take.kind == "quota"]
@@ -173,8 +119,8 @@ class RedisStore:
             *(self._call_admit(ticket, group, [], scoped=False) for group in groups),
             return_exceptions=True,
         )
-        taken = [take for group, r in zip(groups, results, strict=True) if _admitted(r) for take in group]
-        failed = [r for r in results if not _admitted(r)]
+        taken = [take for group, r in zip(groups, results, strict=True) if admitted(r) for take in group]
+        failed = [r for r in results if not admitted(r)]
         if failed:
             await self._refund_flows(taken)
             for result in failed:
@@ -193,17 +139,17 @@ class RedisStore:
     def _by_slot(self, flows: Sequence[Take]) -> dict[int, list[Take]]:
         groups: dict[int, list[Take]] = {}
         for take in flows:
-            groups.setdefault(key_slot(self._flow_key(take.key).encode()), []).append(take)
+            groups.setdefault(key_slot(self._keys.flow(take.key).encode()), []).append(take)
         return groups
 
     async def _call_admit(
         self, ticket: Ticket, flows: Sequence[Take], quotas: Sequence[Take], *, scoped: bool
     ) -> Verdict:
-        tag = self._tag(ticket.scope)
+        tag = self._keys.tag(ticket.scope)
         nonce = ticket.nonce if scoped else None
         claim = ticket.idempotency if scoped else None
         keys = [f"{tag}:n:{nonce}", f"{tag}:h"] if nonce is not None else []
-        keys += [self._flow_key(take.key) for take in flows]
+        keys += [self._keys.flow(take.key) for take in flows]
         keys += [f"{tag}:q:{take.key}" for take in quotas]
         args: list[Arg] = [int(nonce is not None), ticket.nonce_ttl_ms, ticket.timestamp_ms, self._run_id]
         args += [NONCE_HISTORY_GRACE_MS, NONCE_HISTORY_SETTLE_MS, _HISTORY_TTL_MS]
@@ -212,28 +158,24 @@ class RedisStore:
             args += [take.rate.limit, take.rate.period_ms]
         undo: Undo | None = None
         if claim is not None:
-            token_keys = self._token_keys(ticket.scope, claim)
+            token_keys = self._keys.token_pair(ticket.scope, claim)
             keys += token_keys
             args += [claim.owner, claim.fingerprint, claim.lease_ms, claim.lease]
-            undo = (self._release, token_keys, [claim.lease, claim.lease_ms])
+            undo = (self._scripts.release, token_keys, [claim.lease, claim.lease_ms])
         try:
-            reply = await self._run(self._admit, "admit", keys, args, undo=undo)
+            reply = await self._run(self._scripts.admit, "admit", keys, args, undo=undo)
         except StoreUnavailable:
             if claim is not None:  # it may have taken the lease, or may yet, in a stalled server
                 self._pending.add(ticket.scope, claim)
             raise
         self._run_id = self._run_id or bytes(reply[3]).decode()
-        return _verdict(reply)
-
-    def _token_keys(self, scope: str, claim: IdempotencyClaim) -> list[str]:
-        tag = self._tag(scope)
-        return [f"{tag}:i:{claim.token}", f"{tag}:c:{claim.lease}"]
+        return read_verdict(reply)
 
     async def _refund_flows(self, flows: Sequence[Take]) -> None:
         for group in self._by_slot(flows).values():
             args = [n for take in group for n in (take.rate.limit, take.rate.period_ms)]
             try:
-                await self._run(self._refund, "flow refund", [self._flow_key(t.key) for t in group], args)
+                await self._run(self._scripts.refund, "flow refund", [self._keys.flow(t.key) for t in group], args)
             except StoreUnavailable as exc:
                 # Lost refunds only make flow control stricter for one emission interval.
                 log.warning("flow refund lost: %s", exc)
@@ -241,7 +183,7 @@ class RedisStore:
     async def _run(
         self, script: AsyncScript, operation: str, keys: list[str], args: Sequence[Arg], undo: Undo | None = None
     ) -> Any:
-        with _wrapped(operation):
+        with wrapped(operation):
             if self._pipeline is not None:
                 return await self._pipeline.call(script, keys, args, undo=undo)
             if isinstance(self._client, RedisCluster):
@@ -254,13 +196,12 @@ class RedisStore:
     async def store_answer(
         self, scope: str, claim: IdempotencyClaim, answer: StoredAnswer, ttl_ms: int
     ) -> None:
-        key = f"{self._tag(scope)}:i:{claim.token}"
         args: list[Arg] = [claim.lease, ttl_ms, answer.status, answer.content_type, answer.body]
-        await self._run(self._store_answer, "store_answer", [key], args)
+        await self._run(self._scripts.store_answer, "store_answer", [self._keys.token(scope, claim)], args)
 
     async def renew(self, scope: str, claim: IdempotencyClaim) -> bool:
-        key = f"{self._tag(scope)}:i:{claim.token}"
-        reply = await self._run(self._renew, "renew", [key], [claim.lease, claim.lease_ms])
+        key = self._keys.token(scope, claim)
+        reply = await self._run(self._scripts.renew, "renew", [key], [claim.lease, claim.lease_ms])
         return int(reply) == 1
 
     async def release(self, scope: str, claim: IdempotencyClaim) -> None:
@@ -272,10 +213,10 @@ class RedisStore:
 
     async def _release_now(self, scope: str, claim: IdempotencyClaim) -> None:
         args: list[Arg] = [claim.lease, claim.lease_ms]
-        await self._run(self._release, "release", self._token_keys(scope, claim), args)
+        await self._run(self._scripts.release, "release", self._keys.token_pair(scope, claim), args)
 
     async def ping(self) -> None:
-        with _wrapped("ping"):
+        with wrapped("ping"):
             if self._run_id:
                 await self._client.ping()
             else:  # a gateway's readiness probe: its first contact, before any request
@@ -285,18 +226,5 @@ class RedisStore:
         await self._pending.aclose()
         if self._pipeline is not None:
             await self._pipeline.drain()
-        with _wrapped("close"):
+        with wrapped("close"):
             await self._client.aclose()
-
-
-def _admitted(result: Verdict | BaseException) -> bool:
-    return isinstance(result, Verdict) and result.outcome is Outcome.ADMITTED
-
-
-def _verdict(reply: list[Any]) -> Verdict:
-    outcome = _OUTCOMES[int(reply[0])]
-    if outcome is Outcome.REPLAY:
-        status, content_type, body = reply[4:7]
-        return Verdict(outcome, answer=StoredAnswer(int(status), bytes(content_type).decode(), bytes(body)))
-    remaining = int(reply[2])
-    return Verdict(outcome, int(reply[1]), None if remaining < 0 else remaining)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from gateway.call import Call, Exchange
@@ -27,11 +26,11 @@ def a_call(policy: Policy | None = None, **fields: Any) -> Call:
         signature=params.get("Signature"), signature_method=params.get("SignatureMethod"),
         nonce=params.get("SignatureNonce"), timestamp=params.get("Timestamp"), v3=None, api=None, key=None,
     )
-    call = replace(call, **fields)
+    call = call._replace(**fields)
     if policy is not None:
         learned = {"api": policy.api(call.version or "", call.action or ""),
                    "key": policy.access_keys.get(call.access_key_id or "")}
-        call = replace(call, **{name: value for name, value in learned.items() if name not in fields})
+        call = call._replace(**{name: value for name, value in learned.items() if name not in fields})
     return call
 
 

@@ -98,7 +98,7 @@ def _gateway_protocol() -> Any:
 
 
 def gateway_http(*args: Any, **kwargs: Any) -> asyncio.Protocol:
-    """A connection's protocol as `gateway serve` makes it (gateway/serving.py: httptools with the head
+    """A connection's protocol as `gateway serve` makes it (gateway/serving/: httptools with the head
     bound, header timeout and connection cap), the limits read once from the server process's GATEWAY_*
     variables as `gateway serve` reads them. For uvicorn's ``--http``, which takes no arguments."""
     made: asyncio.Protocol = _gateway_protocol()(*args, **kwargs)

@@ -2,7 +2,7 @@
 uvicorn processes, campaigns of random inputs, a tally of every answer judged, and its report.
 
 The gateway runs in its own uvicorn process (uvloop, and the HTTP protocol ``gateway serve`` runs:
-gateway/serving.py's head bound, header timeout and connection cap), so the fuzzing client and the
+gateway/serving/'s head bound, header timeout and connection cap), so the fuzzing client and the
 server each have a core: in front of the echo service of the tests (middleware mode), and, for a share
 of the inputs, as the reverse proxy in front of the tests' upstream. The servers are configured by
 `servers` alone (the caller drops the GATEWAY_* variables of its environment), the head bound set to

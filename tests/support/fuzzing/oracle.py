@@ -7,7 +7,7 @@ REFUSE or ANY, which tests/support/fuzzing/meaning.py decides for a changed sign
 Two answers come from the HTTP server, not the gateway. uvicorn's own ``400 Invalid HTTP request
 received.`` (httptools refused the framing, the gateway never saw the request) is counted as
 ``http-400`` and allowed wherever a refusal is. The plain-text ``431 Request header fields too
-large.`` of `gateway serve`'s protocol (gateway/serving.py) is counted as ``http-431``: it is the
+large.`` of `gateway serve`'s protocol (gateway/serving/) is counted as ``http-431``: it is the
 answer to a head over ``GATEWAY_MAX_HEADER_BYTES`` (the only one, but uvicorn's 400) and a violation
 for any other.
 
@@ -33,7 +33,7 @@ CATALOG = frozenset((entry.value.code, entry.value.status) for entry in Err)
 ERROR_FIELDS = ["RequestId", "HostId", "Code", "Message"]
 SERVER_REJECTION = b"Invalid HTTP request received."
 TRACEBACK = b"traceback (most recent call last)"  # lower-cased, as bodies are searched
-HEAD_REFUSAL = b"Request header fields too large."  # gateway/serving.py's 431
+HEAD_REFUSAL = b"Request header fields too large."  # gateway/serving/'s 431
 #: GATEWAY_MAX_HEADER_BYTES unless set: the head bound `judge` assumes when it is given none.
 MAX_HEAD = Settings().max_header_bytes
 SECRET_VALUES = tuple(sorted(set(SECRETS.values()) | {"alice-old-secret"}))

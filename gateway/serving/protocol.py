@@ -1,42 +1,4 @@
-"""The HTTP/1.1 protocol `gateway serve` runs: uvicorn's httptools protocol, with the bounds it lacks.
-
-uvicorn (0.54, httptools) closes no connection that has not sent a whole request head, buffers a head
-of any size (httptools joins the pieces of a header with ``+=``: the cost grows with the square of its
-size), and accepts connections until the process runs out of descriptors. There, under uvloop, libuv
-sheds load its own way: on EMFILE it closes its spare descriptor, then accepts and at once closes every
-connection waiting in the backlog (``uv__emfile_trick``, libuv ``src/unix/stream.c``), so each new
-caller sees EOF without an answer for as long as idle connections hold the descriptors.
-
-`GatewayHttpProtocol` adds, per worker process:
-
-* **A header timeout** (``GATEWAY_HEADER_TIMEOUT``): a connection whose request head is not whole
-  that many seconds after it opened, or after the previous answer on it ended, is closed. It bounds the
-  whole head, not the gap between two bytes, like Go's ``ReadHeaderTimeout``: a head trickled a byte
-  at a time is closed all the same.
-* **A body timeout** (``GATEWAY_BODY_TIMEOUT``): a request body not whole that many seconds after its
-  head ended closes the connection (an application waiting for it gets ``http.disconnect``). It too
-  bounds the whole body, not a gap. Time spent while the body cannot move through no fault of the
-  caller's (an answer being written on the connection, a pipelined request waiting its turn) extends it.
-* **A head size bound** (``GATEWAY_MAX_HEADER_BYTES``, request line and headers, like Go's
-  ``MaxHeaderBytes``): once that many bytes of a head are read without its end, the caller gets
-  ``431`` (plain text, from the server, like uvicorn's own ``400``) and the connection is closed;
-  the parser is never handed more.
-* **A connection cap** (``GATEWAY_MAX_CONNECTIONS``, by default the descriptor limit less a reserve):
-  a connection that takes the count past it closes another, as nginx drains its idle connections when
-  it runs out: the one that has waited longest for a request head (or lingers after its last answer),
-  else the one that has waited longest for the rest of a request body, else itself. A connection whose
-  answer is being written is never closed for it. The process then never reaches EMFILE through
-  callers' connections alone, and a caller arriving while idle or stalled connections fill the worker
-  is served at once instead of dropped.
-* **A lingering close**, as nginx's ``lingering_close`` and Go's ``closeWriteAndWait``: when an answer
-  ends the connection while its request body is still arriving (a body refused for its size before it
-  was read, an answer given without reading it), closing at once with unread bytes in the receive
-  buffer makes the kernel send a reset, and the caller's kernel then drops the answer it had not read
-  yet. Instead the answer is sent, the write side shut down (the caller reads the answer, then EOF),
-  and what still arrives is read and discarded until the caller closes, for at most ``LINGER_TIME``
-  seconds in all (nginx ``lingering_time``), ``LINGER_TIMEOUT`` seconds without a byte (nginx
-  ``lingering_timeout``) or ``LINGER_BYTES`` bytes, whichever comes first; then the connection is
-  closed. The cap closes lingering connections first.
+"""`GatewayHttpProtocol`: uvicorn's httptools protocol with the bounds of `gateway.serving`.
 
 The subclass leans on these uvicorn internals, each pinned by ``tests/test_serving.py``: the parser
 callbacks ``on_headers_complete`` / ``on_message_complete``, ``on_response_complete`` arming
@@ -49,96 +11,18 @@ open connections), ``self.loop``, ``self.transport``, ``self.flow``, ``self.pipe
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import resource
-import time
-import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from gateway.settings import Settings
+from gateway.serving.cap import waiting
+from gateway.serving.limits import TOO_LARGE, Limits
 
 log = logging.getLogger("gateway.serving")
-
-#: Descriptors the default cap leaves to everything but callers' connections (the listening socket,
-#: the event loop, logs, upstream and Redis connections); a quarter of a limit under 512.
-DESCRIPTOR_RESERVE = 128
-CAP_WARNING_INTERVAL = 60.0  # seconds: the cap is logged once a minute at most, not once a connection
-TOO_LARGE = b"Request header fields too large."
-LINGER_TIME = 30.0  # seconds a lingering close discards a body in all (nginx's lingering_time)
-LINGER_TIMEOUT = 5.0  # seconds it waits for the next byte (nginx's lingering_timeout)
-LINGER_BYTES = 16 * 1024 * 1024  # bytes it discards at most: past them the caller is not reading answers
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What `GatewayHttpProtocol` bounds; ``max_connections`` None: no cap. The lingering close's
-    bounds are constants (module docstring), fields only so that tests can shorten them."""
-
-    header_timeout: float
-    max_header_bytes: int
-    max_connections: int | None
-    body_timeout: float = 30.0
-    linger_time: float = LINGER_TIME
-    linger_timeout: float = LINGER_TIMEOUT
-    linger_bytes: int = LINGER_BYTES
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        cap = settings.max_connections if settings.max_connections is not None else descriptor_cap()
-        return cls(settings.header_timeout, settings.max_header_bytes, cap, settings.body_timeout)
-
-
-def descriptor_cap() -> int | None:
-    """The default cap: this process's soft RLIMIT_NOFILE (workers inherit it) less the reserve."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return None
-    return max(1, soft - min(soft // 4, DESCRIPTOR_RESERVE))
-
-
-def protocol(limits: Limits) -> type[asyncio.Protocol]:
-    """The ``http`` argument of `uvicorn.run`: `GatewayHttpProtocol` bound to ``limits``.
-
-    A partial rather than a class made here: uvicorn pickles its config to each spawned worker, and a
-    partial of a module-level class pickles by reference. uvicorn only calls it (with keywords) and
-    looks up ``alpn_protocols`` with a default, hence the cast."""
-    return cast("type[asyncio.Protocol]", functools.partial(GatewayHttpProtocol, limits=limits))
-
-
-class _Waiting:
-    """One server's connections the cap may close, each kind the longest-waiting first: those waiting
-    for a request head or lingering after their last answer, and those waiting for a request body."""
-
-    def __init__(self) -> None:
-        self.order: dict[GatewayHttpProtocol, None] = {}  # waiting for a head, or lingering
-        self.bodies: dict[GatewayHttpProtocol, None] = {}
-        self.warned_at = -CAP_WARNING_INTERVAL
-
-    def victim(self, newcomer: GatewayHttpProtocol) -> GatewayHttpProtocol:
-        for idle in self.order:
-            if idle is not newcomer:
-                return idle
-        for stalled in self.bodies:
-            if not stalled.answering:
-                return stalled
-        return newcomer
-
-    def warn(self, cap: int) -> None:
-        now = time.monotonic()
-        if now - self.warned_at >= CAP_WARNING_INTERVAL:
-            self.warned_at = now
-            log.warning("%d open connections (GATEWAY_MAX_CONNECTIONS): closing the connections that have "
-                        "waited longest for a request head, then for a request body", cap)
-
-
-_WAITING: weakref.WeakKeyDictionary[ServerState, _Waiting] = weakref.WeakKeyDictionary()
 
 
 class _AnswerTransport:
@@ -159,7 +43,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                  _loop: asyncio.AbstractEventLoop | None = None, *, limits: Limits) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits
-        self._waiting = _WAITING.setdefault(server_state, _Waiting())
+        self._waiting = waiting(server_state)
         self._head_bytes: int | None = 0  # bytes of the head being read; None while a body is
         self._heads = 0  # heads read whole on this connection
         self._head_timer: asyncio.TimerHandle | None = None
