@@ -53,8 +53,19 @@ class RawServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # Connections still open are ended inside the loop first: left pending, their coroutines would
+        # be torn down later by the garbage collector, outside any loop (an "exception ignored" warning).
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     @property
     def address(self) -> tuple[str, int]:
