@@ -342,10 +342,17 @@ async def test_renewal_notices_a_lost_lease(caplog: pytest.LogCaptureFixture) ->
     store, claim = MemoryStore(), _claim(90)
     renewal = LeaseRenewal(store, "1001", claim, "req-lost")  # never admitted: nothing to renew
     renewal.start()
-    await asyncio.sleep(0.1)
-    assert renewal.lost
+    await _until(lambda: renewal.lost)
     assert any("req-lost" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
     renewal.stop()
+
+
+async def _until(predicate: Any, timeout: float = 5.0) -> None:
+    """Poll ``predicate`` on the running loop until it holds (the renewal runs on this loop)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
 
 
 class _Failing(MemoryStore):
@@ -362,12 +369,13 @@ async def test_renewal_failures_never_raise() -> None:
     unreachable = _Failing(StoreUnavailable("down"))
     renewal = LeaseRenewal(unreachable, "1001", _claim(60), "req")
     renewal.start()
-    await asyncio.sleep(0.15)
-    assert unreachable.calls >= 3 and not renewal.lost  # asked again at every renewal
+    await _until(lambda: unreachable.calls >= 3)
+    assert not renewal.lost  # asked again at every renewal
     renewal.stop()
     broken = _Failing(RuntimeError("bug"))
     renewal = LeaseRenewal(broken, "1001", _claim(60), "req")
     renewal.start()
-    await asyncio.sleep(0.15)
+    await _until(lambda: broken.calls == 1)
+    await asyncio.sleep(0.1)  # the behaviour under test is a time: five renewal periods with no retry
     assert broken.calls == 1 and not renewal.lost  # logged once, then no more renewals
     renewal.stop()
