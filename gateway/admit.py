@@ -175,7 +175,7 @@ class Admission:
                 nonce=f"{key.id}:{call.nonce}",
                 nonce_ttl_ms=max(int((when + self.skew - time.time() + CLOCK_MARGIN) * 1000), 1),
                 takes=takes if takes is not None else self._takes_of.put(self._takes(api, key), api, key),
-                idempotency=self._claim(call, api, key.id, key.user.name if key.user else None),
+                idempotency=self._claim(call, api, key),
                 timestamp_ms=int(when * 1000),
             )
         verdict = await self._admit(ticket)
@@ -214,20 +214,22 @@ class Admission:
         if takes is None:
             takes = self._takes_of.put(self._takes(api, None), api)
         return Ticket(scope=source_scope(source), nonce=None, nonce_ttl_ms=1, takes=takes,
-                      idempotency=self._claim(call, api, ANONYMOUS_CALLER, None), timestamp_ms=0)
+                      idempotency=self._claim(call, api, None), timestamp_ms=0)
 
-    def _claim(self, call: Call, api: ApiSpec, key_id: str, user: str | None) -> IdempotencyClaim | None:
+    def _claim(self, call: Call, api: ApiSpec, key: AccessKey | None) -> IdempotencyClaim | None:
         """For APIs declared idempotent, a ClientToken claims its answer (CONTRACT §4).
 
         Tokens are scoped to the account: another key of the same account reusing a token is told
         InvalidIdempotenceParameter.Mismatch, while another account never sees that the token exists.
+        An anonymous call's (no ``key``) are scoped to its source address, the ticket's scope.
         """
         token = call.params.get("ClientToken")
         if not api.idempotent or not token:
             return None
         return IdempotencyClaim(
             token=_digest(token) if len(token) > MAX_TOKEN_LENGTH else token,
-            owner=token_owner(key_id, user, api.version, api.action),
+            owner=token_owner(ANONYMOUS_CALLER, None, api.version, api.action) if key is None else
+            token_owner(key.id, key.user.name if key.user else None, api.version, api.action),
             fingerprint=fingerprint(call.method, call.format, dict(call.params)),
             lease_ms=self.lease_ms,
         )
