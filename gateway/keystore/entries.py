@@ -47,7 +47,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def encode(entry: Mapping[str, Any]) -> dict[str, str]:
+def encode(entry: Mapping[str, Any]) -> dict[Any, str]:  # Any: redis-py's key type is a union
     return {name: json.dumps(value) for name, value in entry.items() if value is not None}
 
 
