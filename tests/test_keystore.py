@@ -344,3 +344,31 @@ def test_redis_down_cached_keys_work_for_the_bound_uncached_are_service_unavaila
         _restore(private_redis.url, saved)
         wait_until(lambda: call(url, "DescribeRegions", key=cached.access_key_id,
                                 secret=cached.secret).status == 200, timeout=5, what="key served again")
+
+
+async def test_a_waiter_reads_for_itself_when_the_request_reading_for_it_goes_away(live: Any) -> None:
+    keystore, admin, _, _ = live
+    new = await heard(keystore, admin.create_key(ACCOUNT))
+    started = asyncio.Event()
+    reader = keystore.cache.reader
+
+    class Stalling:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def read(self, ident: str) -> AccessKey | None:
+            self.calls += 1
+            if self.calls == 1:
+                started.set()
+                await asyncio.Event().wait()  # never answers: its request is cancelled
+            return await reader.read(ident)  # type: ignore[no-any-return]
+
+    keystore.cache.reader = Stalling()
+    first = asyncio.ensure_future(keystore.cache.fetch(new.access_key_id))
+    await started.wait()
+    second = asyncio.ensure_future(keystore.cache.fetch(new.access_key_id))
+    await asyncio.sleep(0)  # the second now waits on the first's read
+    first.cancel()
+    key = await second
+    assert key is not None and key.secrets == (new.secret,) and keystore.cache.reader.calls == 2
+    assert first.cancelled()

@@ -41,6 +41,10 @@ class Reader(Protocol):
     async def read(self, key_id: str) -> AccessKey | None: ...
 
 
+class _Abandoned(StoreUnavailable):
+    """The read was cancelled with the request that made it (a client gone)."""
+
+
 class KeyCache:
     def __init__(self, reader: Reader, *, ttl: float, grace: float, negative_ttl: float = 2.0,
                  max_negative: int = 100_000, max_reads: int = 64,
@@ -81,7 +85,10 @@ class KeyCache:
         self.on_miss()
         pending = self._pending.get(key_id)
         if pending is not None:
-            return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except _Abandoned:  # the request reading it went away: read for this one
+                return await self.fetch(key_id)
         future: asyncio.Future[AccessKey | None] = asyncio.get_running_loop().create_future()
         self._pending[key_id] = future
         generation = self._generation
@@ -89,7 +96,7 @@ class KeyCache:
             async with self._reads:
                 key = await self.reader.read(key_id)
         except BaseException as exc:
-            future.set_exception(exc if isinstance(exc, StoreUnavailable) else StoreUnavailable("read abandoned"))
+            future.set_exception(exc if isinstance(exc, StoreUnavailable) else _Abandoned())
             future.exception()  # retrieved: no waiter is required
             raise
         finally:
