@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 import redis
 
 from gateway.cli import main
+from gateway.keystore.codec import Codec, parse_secret_key
 from gateway.keystore.runtime import Keystore
 from gateway.policy import AccessKey
 from tests.conftest import DATA
@@ -67,7 +69,7 @@ class Cli:
 @pytest.fixture
 def cli(redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
     prefix = f"cli{free_port()}"
-    for name in [n for n in __import__("os").environ if n.startswith("GATEWAY_")]:
+    for name in [n for n in os.environ if n.startswith("GATEWAY_")]:
         monkeypatch.delenv(name)
     for name, value in {"GATEWAY_KEYSTORE": "redis", "GATEWAY_REDIS_URL": redis_url,
                         "GATEWAY_REDIS_PREFIX": prefix, "GATEWAY_SECRET_KEY": SECRET_KEY}.items():
@@ -248,7 +250,6 @@ def test_reencrypt_after_the_encryption_key_changed(cli: Cli, monkeypatch: pytes
     assert cli.ok("keys", "reencrypt") == [{"Reencrypted": 1}]
     monkeypatch.delenv("GATEWAY_SECRET_KEY_PREVIOUS")
     sealed = json.loads(cli.raw()[f"{cli.prefix}:ks:k:{made['AccessKeyId']}"]["secrets"])
-    from gateway.keystore.codec import Codec, parse_secret_key
     new_key = parse_secret_key(OTHER_KEY)
     assert new_key is not None
     assert [Codec(new_key).open(s, made["AccessKeyId"]) for s in sealed] == [made["AccessKeySecret"]]
