@@ -17,13 +17,16 @@ import pytest
 import redis
 
 from gateway import GatewayMiddleware
+from gateway.build import build
 from gateway.catalog import Err
+from gateway.chain import build_chain
 from gateway.errors import GatewayError, SettingsError, StoreUnavailable
 from gateway.keystore.admin import Admin
 from gateway.keystore.cache import KeyCache
 from gateway.keystore.codec import Codec, SealError, key_id, parse_secret_key
 from gateway.keystore.runtime import Keystore
 from gateway.policy import AccessKey, Policy
+from gateway.resources import PolicyResolver
 from gateway.settings import Settings
 from gateway.stores import MemoryStore
 from tests.conftest import DATA
@@ -372,3 +375,15 @@ async def test_a_waiter_reads_for_itself_when_the_request_reading_for_it_goes_aw
     key = await second
     assert key is not None and key.secrets == (new.secret,) and keystore.cache.reader.calls == 2
     assert first.cancelled()
+
+
+def test_the_keystore_is_built_once_and_shared_by_every_chain_built_after(policy: Policy, redis_url: str) -> None:
+    settings = keystore_settings(redis_url, "shared", config=str(DATA / "policy.toml"))
+    gateway = build(settings, policy=policy, store=MemoryStore())
+    assert gateway.keystore is not None
+    # What a policy reload does: a new chain from a new policy, the same keystore.
+    rebuilt = build_chain(settings, policy, gateway.store, PolicyResolver(policy), gateway.keystore.cache)
+    assert rebuilt.parse.cached is gateway.chain.parse.cached is gateway.keystore.cache.entries
+    gateway.keystore.cache.clear()  # emptied in place: the parsers keep reading the live dict
+    assert rebuilt.parse.cached is gateway.keystore.cache.entries
+    assert build(Settings(), policy=policy, store=MemoryStore()).keystore is None  # GATEWAY_KEYSTORE=file

@@ -1,5 +1,7 @@
 """Four ``gateway serve`` processes on one Redis, keys managed with the CLI (#15 §2, §3, Must show).
 
+Two run in proxy mode (in front of tests/support/upstream.py), two in front of the bundled demo service.
+
 * ``gateway keys disable`` → every process refuses the key with Forbidden.AccessKeyDisabled within 1 s
   of the command's return, measured per process over several rounds (the distribution is printed);
 * a key created with the CLI works at once on every process with both official SDKs (V1 and V3), and
@@ -31,6 +33,8 @@ from tests.support.keystore import cli_env, created, run_cli
 from tests.support.redis import REDIS_CLI, RedisServer, running_redis
 from tests.support.sdk import TIMEOUT_S, core_request, error_code, host_of, tea_call
 from tests.support.serve import Served, gateway_serve
+from tests.support.servers import serve_in_thread
+from tests.support.upstream import Upstream
 
 PROCESSES = 4
 ACCOUNT = "500"
@@ -42,8 +46,8 @@ SECRETS_SEEN: list[str] = []
 
 
 class Fleet:
-    def __init__(self, redis: RedisServer, served: list[Served], env: dict[str, str]) -> None:
-        self.redis, self.served, self.env = redis, served, env
+    def __init__(self, redis: RedisServer, served: list[Served], env: dict[str, str], upstream: Upstream) -> None:
+        self.redis, self.served, self.env, self.upstream = redis, served, env, upstream
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         done = run_cli(self.env, *args)
@@ -62,8 +66,12 @@ def fleet() -> Iterator[Fleet]:
         env = cli_env(redis.url, PREFIX, GATEWAY_CONFIG=str(DATA / "policy.toml"), GATEWAY_ACCESS_LOG="false")
         done = run_cli(env, "accounts", "set", ACCOUNT, "--name", "tenant")
         assert done.returncode == 0, done.stderr
-        served = [stack.enter_context(gateway_serve(env)) for _ in range(PROCESSES)]
-        yield Fleet(redis, served, env)
+        # Half in proxy mode in front of an upstream, half in front of the bundled demo service.
+        upstream = Upstream()
+        upstream_url = stack.enter_context(serve_in_thread(upstream))
+        served = [stack.enter_context(gateway_serve({**env, "GATEWAY_UPSTREAM_URL": upstream_url} if i % 2 else env))
+                  for i in range(PROCESSES)]
+        yield Fleet(redis, served, env, upstream)
 
 
 def v1(url: str, ident: str, secret: str, client: httpx.Client | None = None) -> str | None:
@@ -100,9 +108,11 @@ def within(predicate: Callable[[], bool], bound: float) -> float:
 
 def test_a_key_created_with_the_cli_works_at_once_everywhere_with_both_sdks(fleet: Fleet, tmp_path: Path) -> None:
     ident, secret = fleet.new_key()
+    forwarded = fleet.upstream.requests
     for served in fleet.served:
         for kind in ("core", "tea-v3"):
             assert sdk(kind, served.url, ident, secret) is None, (served.url, kind)
+    assert fleet.upstream.requests == forwarded + 4  # two proxy-mode processes, two SDKs each
     # An id refused as unknown (and so cached as unknown) works as soon as the command adding it returns.
     for served in fleet.served:
         assert v1(served.url, "LTAIimportedLater", "later-secret") == Err.ACCESS_KEY_NOT_FOUND.code
