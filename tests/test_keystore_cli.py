@@ -280,3 +280,16 @@ def test_start_up_and_configuration_errors_are_one_line(redis_url: str, tmp_path
     down = run_cli({**env, "GATEWAY_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, "keys", "list")
     assert down.returncode == 1 and len(down.stderr.strip().splitlines()) == 1
     assert "cannot be reached" in down.stderr
+
+
+def test_list_and_import_go_past_one_batch(cli: Cli, tmp_path: Path) -> None:
+    n = 1_234  # more than one pipeline batch of `keys list`
+    keys = "".join(f'[[access_keys]]\nid = "LTAIbulk{i:05d}"\nsecrets = ["bulk-secret-{i}"]\naccount = {31 + i % 2}\n\n'
+                   for i in range(n))
+    file = tmp_path / "bulk.toml"
+    file.write_text('[[accounts]]\nid = 31\nname = "a"\n\n[[accounts]]\nid = 32\nname = "b"\n\n' + keys)
+    assert cli.ok("keys", "import", str(file)) == [{"accounts": 2, "sub_users": 0, "access_keys": n}]
+    listed = cli.ok("keys", "list")
+    assert sorted(k["AccessKeyId"] for k in listed) == [f"LTAIbulk{i:05d}" for i in range(n)]
+    assert len(cli.ok("keys", "list", "--account", "32")) == n // 2
+    assert (key := cli.read("LTAIbulk01233")) is not None and key.secrets == ("bulk-secret-1233",)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -123,15 +123,29 @@ class Admin:
     async def list_keys(self, account: int | None = None) -> list[dict[str, Any]]:
         """Every key (of ``account``), as it is described to an operator: never a secret."""
         found = []
-        async for name in self.client.scan_iter(match=self.layout.key_pattern, count=1000):
-            raw = await self._hash(name.decode() if isinstance(name, bytes) else name)
-            if not raw or (account is not None and raw.get("account") != account):
-                continue
-            sealed = raw.get("secrets", [])
-            found.append({"AccessKeyId": raw.get("id"), "Account": raw.get("account"), "User": raw.get("user"),
-                          "Enabled": raw.get("enabled", True), "Actions": raw.get("actions", ["*"]),
-                          "Quota": raw.get("quota"), "Secrets": len(sealed)})
+        async for batch in self._key_names():
+            pipe = self.client.pipeline(transaction=False)
+            for name in batch:
+                pipe.hgetall(name)
+            for reply in await pipe.execute():
+                raw = entries.decode(reply)
+                if not raw or (account is not None and raw.get("account") != account):
+                    continue
+                found.append({"AccessKeyId": raw.get("id"), "Account": raw.get("account"), "User": raw.get("user"),
+                              "Enabled": raw.get("enabled", True), "Actions": raw.get("actions", ["*"]),
+                              "Quota": raw.get("quota"), "Secrets": len(raw.get("secrets", []))})
         return sorted(found, key=lambda k: str(k["AccessKeyId"]))
+
+    async def _key_names(self) -> AsyncIterator[list[str]]:
+        """Every access key's hash name, in batches (one pipeline of reads each)."""
+        batch: list[str] = []
+        async for name in self.client.scan_iter(match=self.layout.key_pattern, count=1000):
+            batch.append(name.decode() if isinstance(name, bytes) else name)
+            if len(batch) >= 1000:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     async def reencrypt(self) -> int:
         """Reseals, under GATEWAY_SECRET_KEY, every secret sealed with another key; how many keys changed."""
