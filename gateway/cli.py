@@ -123,6 +123,8 @@ def check_config(args: argparse.Namespace) -> int:
     print(policy.summary())
     print(f"state: {'redis ' + settings.redis_url if settings.redis_url else 'in-memory (one process)'}; "
           f"upstream: {settings.upstream_url or 'bundled demo service'}")
+    in_redis = settings.keystore == "redis"
+    print(f"keys: the policy file{f' and the Redis keystore (prefix {settings.redis_prefix})' if in_redis else ''}")
     if (unchecked := check_shadowing(settings, policy)) is not None:
         print(f"warning: {unchecked}")
     return 0
