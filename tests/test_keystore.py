@@ -387,3 +387,11 @@ def test_the_keystore_is_built_once_and_shared_by_every_chain_built_after(policy
     gateway.keystore.cache.clear()  # emptied in place: the parsers keep reading the live dict
     assert rebuilt.parse.cached is gateway.keystore.cache.entries
     assert build(Settings(), policy=policy, store=MemoryStore()).keystore is None  # GATEWAY_KEYSTORE=file
+
+
+async def test_an_id_longer_than_any_stored_is_unknown_without_a_read(live: Any) -> None:
+    keystore, _, counting, _ = live
+    assert not keystore.cache.missing("LTAI" + "x" * 200) and not keystore.cache.missing("") and \
+        not keystore.cache.missing(None)
+    assert keystore.cache.missing("LTAI" + "x" * 124)
+    assert counting.reads == 0

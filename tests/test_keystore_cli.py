@@ -293,3 +293,9 @@ def test_list_and_import_go_past_one_batch(cli: Cli, tmp_path: Path) -> None:
     assert sorted(k["AccessKeyId"] for k in listed) == [f"LTAIbulk{i:05d}" for i in range(n)]
     assert len(cli.ok("keys", "list", "--account", "32")) == n // 2
     assert (key := cli.read("LTAIbulk01233")) is not None and key.secrets == ("bulk-secret-1233",)
+
+
+def test_import_refuses_an_id_longer_than_the_keystore_takes(cli: Cli, tmp_path: Path) -> None:
+    file = tmp_path / "long.toml"
+    file.write_text(IMPORT.replace("LTAIimportedKey2", "LTAI" + "x" * 130))
+    cli.refused("keys", "import", str(file), match="longer than 128 characters")

@@ -36,6 +36,9 @@ from gateway.policy.model import AccessKey
 
 log = logging.getLogger("gateway.keystore")
 
+#: The longest access key id the keystore takes (`gateway keys import` refuses longer ones).
+MAX_ID_LENGTH = 128
+
 
 class Reader(Protocol):
     async def read(self, key_id: str) -> AccessKey | None: ...
@@ -68,7 +71,9 @@ class KeyCache:
     # -- the request path ------------------------------------------------------------------------
 
     def missing(self, key_id: str | None) -> bool:
-        return bool(key_id) and key_id not in self.entries
+        """Whether ``key_id`` must be read from Redis; an id longer than any the keystore holds is not
+        (it is simply unknown: no read, and no negative entry the size of what a client sent)."""
+        return key_id is not None and 0 < len(key_id) <= MAX_ID_LENGTH and key_id not in self.entries
 
     async def complete(self, call: Call) -> Call:
         """``call`` with the key its AccessKeyId names read from Redis (ServiceUnavailable if it cannot be)."""

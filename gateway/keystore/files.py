@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from gateway.keystore import entries
 from gateway.keystore.admin import Admin, AdminError
+from gateway.keystore.cache import MAX_ID_LENGTH
 from gateway.keystore.entries import Layout
 from gateway.policy.model import Policy
 
@@ -61,6 +62,9 @@ async def import_policy(admin: Admin, source: Policy, raw: dict[str, Any], runni
         both = sorted(set(source.access_keys) & set(running.access_keys))
         if both:
             raise AdminError(shadow_message(both, f"GATEWAY_CONFIG ({running.source})"))
+    too_long = [ident for ident in source.access_keys if len(ident) > MAX_ID_LENGTH]
+    if too_long:
+        raise AdminError(f"access key id {too_long[0][:40]!r}... is longer than {MAX_ID_LENGTH} characters")
     spelled_keys = {entry.get("id"): entry for entry in raw.get("access_keys", [])}
     spelled_users = {(entry.get("account"), entry.get("name")): entry for entry in raw.get("sub_users", [])}
     layout, seal = admin.layout, admin.codec.seal
