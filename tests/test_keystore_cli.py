@@ -275,6 +275,10 @@ def test_start_up_and_configuration_errors_are_one_line(redis_url: str, tmp_path
     missing = run_cli({**env, "GATEWAY_SECRET_KEY": ""}, "keys", "list")
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     assert "GATEWAY_SECRET_KEY is required" in missing.stderr
+    no_redis = run_cli({**env, "GATEWAY_REDIS_URL": ""}, "serve", "--port", str(free_port()))
+    assert no_redis.returncode == 2 and no_redis.stderr.strip().splitlines() == [
+        "gateway: GATEWAY_KEYSTORE=redis needs GATEWAY_REDIS_URL (a redis://, rediss://, unix:// or "
+        "redis+cluster:// URL)"]
     file_mode = run_cli({**env, "GATEWAY_KEYSTORE": "file"}, "keys", "list")
     assert file_mode.returncode == 2 and "set GATEWAY_KEYSTORE=redis" in file_mode.stderr
     down = run_cli({**env, "GATEWAY_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, "keys", "list")

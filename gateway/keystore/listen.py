@@ -34,9 +34,10 @@ async def listen(client: Any, channel: str, cache: KeyCache) -> None:
     while True:
         pubsub = client.pubsub()
         try:
-            await pubsub.subscribe(channel)
-            while (message := await pubsub.get_message(timeout=1.0)) is None or message["type"] != "subscribe":
-                pass
+            async with asyncio.timeout(DEAD_AFTER):  # a server that never confirms counts as down
+                await pubsub.subscribe(channel)
+                while (message := await pubsub.get_message(timeout=_POLL)) is None or message["type"] != "subscribe":
+                    pass
             cache.connected()
             if failures:
                 log.warning("keystore change listener subscribed again after %d failed attempts; cache emptied",
