@@ -395,3 +395,18 @@ async def test_an_id_longer_than_any_stored_is_unknown_without_a_read(live: Any)
         not keystore.cache.missing(None)
     assert keystore.cache.missing("LTAI" + "x" * 124)
     assert counting.reads == 0
+
+
+async def test_a_silent_redis_is_noticed_by_the_listeners_ping_then_the_cache_is_emptied_on_return(
+        live: Any) -> None:
+    keystore, admin, _, _ = live
+    new = await heard(keystore, admin.create_key(ACCOUNT))
+    await keystore.cache.fetch(new.access_key_id)
+    paused = time.monotonic()
+    await admin.client.execute_command("CLIENT", "PAUSE", "4500", "ALL")  # answers nothing, closes nothing
+    await until(lambda: not keystore.cache.listening, timeout=6, what="listener gave the connection up")
+    noticed = time.monotonic() - paused
+    assert noticed < 4.5, noticed  # by its ping, before the pause ended
+    assert new.access_key_id in keystore.cache.entries  # kept meanwhile (TTL + grace)
+    await until(lambda: keystore.cache.listening, timeout=10, what="listener subscribed again")
+    assert new.access_key_id not in keystore.cache.entries  # messages may have been lost: emptied
