@@ -17,7 +17,7 @@ from gateway.checks.host import Host
 from gateway.checks.owner import account_state, owner
 from gateway.checks.params import Params
 from gateway.checks.request import SignatureProtocol, nonce_shape, required
-from gateway.parse import Parser
+from gateway.parse import Keystore, Parser
 from gateway.policy import Policy
 from gateway.resources import ResourceResolver
 from gateway.settings import Settings
@@ -39,7 +39,8 @@ class Chain:
 ALL, SIGNED = True, False
 
 
-def build_chain(settings: Settings, policy: Policy, store: Store, resolver: ResourceResolver) -> Chain:
+def build_chain(settings: Settings, policy: Policy, store: Store, resolver: ResourceResolver,
+                keystore: Keystore | None = None) -> Chain:
     rows: tuple[tuple[Check, bool], ...] = (
         *(((Host(settings.hosts), ALL),) if settings.hosts else ()),  # InvalidParameter (GATEWAY_HOSTS)
         (required, SIGNED),                                     # MissingParameter
@@ -58,8 +59,9 @@ def build_chain(settings: Settings, policy: Policy, store: Store, resolver: Reso
         (account_state, SIGNED),                                # RealNameAuthenticationError, InsufficientBalance
     )
     return Chain(
-        # UnsupportedHTTPMethod (before the body is read), then InvalidParameter (bad input)
-        Parser(policy, max_body_bytes=settings.max_body_bytes),
+        # UnsupportedHTTPMethod (before the body is read), then InvalidParameter (bad input); ServiceUnavailable
+        # when a key is in neither the file nor the keystore's cache and Redis cannot be read
+        Parser(policy, max_body_bytes=settings.max_body_bytes, keystore=keystore),
         tuple(check for check, _ in rows),
         # SignatureNonceUsed, Throttling, ClientToken rows
         Admission(store, policy, skew=settings.timestamp_skew, lease_seconds=settings.idempotency_lease,

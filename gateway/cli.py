@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
+from gateway.cli_keys import ADMIN_COMMANDS, add_arguments, check_shadowing
 from gateway.errors import SettingsError
 from gateway.policy import PolicyError, load_policy
 from gateway.settings import LOG_LEVELS, Settings
@@ -50,6 +51,8 @@ def serve(args: argparse.Namespace) -> int:
         )
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     logging.getLogger("gateway").info("%s", policy.summary())
+    if (unchecked := check_shadowing(settings, policy)) is not None:  # an id in file and keystore: stops here
+        logging.getLogger("gateway").warning("%s", unchecked)
     limits = Limits.from_settings(settings)
     logging.getLogger("gateway").info(
         "connections: request heads within %g s and %d bytes; at most %s open per worker",
@@ -134,6 +137,10 @@ def check_config(args: argparse.Namespace) -> int:
     print(policy.summary())
     print(f"state: {'redis ' + settings.redis_url if settings.redis_url else 'in-memory (one process)'}; "
           f"upstream: {settings.upstream_url or 'bundled demo service'}; {_tls_summary(tls)}")
+    in_redis = settings.keystore == "redis"
+    print(f"keys: the policy file{f' and the Redis keystore (prefix {settings.redis_prefix})' if in_redis else ''}")
+    if (unchecked := check_shadowing(settings, policy)) is not None:
+        print(f"warning: {unchecked}")
     return 0
 
 
@@ -141,6 +148,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "serve": (serve, "run the gateway (in front of GATEWAY_UPSTREAM_URL, or the bundled demo service)"),
     "sign": (sign, "print a signed request URL (or curl line) for Name=Value parameters"),
     "check-config": (check_config, "validate the settings and the policy file, print a summary"),
+    **ADMIN_COMMANDS,  # keys, accounts, sub-users (gateway.cli_keys)
 }
 
 
@@ -163,6 +171,7 @@ def parser() -> argparse.ArgumentParser:
                              choices=("HMAC-SHA1", "HMAC-SHA256"))
             sub.add_argument("--curl", action="store_true", help="print a curl command line")
             sub.add_argument("params", nargs="*", metavar="Name=Value")
+        add_arguments(name, sub)
     return root
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Mapping
+from typing import Protocol
 
 from starlette.types import Receive
 
@@ -17,7 +18,7 @@ from gateway.call import Call, Exchange
 from gateway.catalog import Err
 from gateway.errors import BadInput, ClientDisconnected, GatewayError
 from gateway.parsing import parse_into
-from gateway.policy import Policy
+from gateway.policy import AccessKey, Policy
 from gateway.signing import parse_v3_authorization
 
 ALLOWED_METHODS = frozenset({"GET", "POST"})
@@ -91,13 +92,31 @@ def _one_api(params: Mapping[str, str], headers: Mapping[str, str]) -> None:
             raise BadInput(f"{name} {param!r} and {header} {sent!r} name different APIs")
 
 
+class Keystore(Protocol):
+    """Keys kept outside the policy file (`gateway.keystore.cache.KeyCache`): ``entries`` is read like the
+    file's keys (None: known not to exist); an id in neither is read by ``complete``."""
+
+    @property
+    def entries(self) -> Mapping[str, AccessKey | None]: ...
+
+    def missing(self, key_id: str | None) -> bool: ...
+
+    def complete(self, call: Call) -> Awaitable[Call]: ...
+
+
+_NO_KEYS: Mapping[str, AccessKey | None] = {}
+
+
 class Parser:
     """GET and POST only (checked before the body is read), the body under its size limit, then the `Call`."""
 
-    def __init__(self, policy: Policy, *, max_body_bytes: int) -> None:
+    def __init__(self, policy: Policy, *, max_body_bytes: int, keystore: Keystore | None = None) -> None:
         self.max_body = max_body_bytes
         self.api = policy.api
         self.keys = policy.access_keys
+        # A file key costs one lookup, a cached keystore key two (the file's, then the cache's).
+        self.keystore = keystore
+        self.cached = keystore.entries if keystore is not None else _NO_KEYS
 
     def __call__(self, exchange: Exchange) -> Call | Awaitable[Call]:
         if exchange.method not in ALLOWED_METHODS:
@@ -122,7 +141,10 @@ class Parser:
         if exchange.method == "POST" or declared not in (None, "0") or "transfer-encoding" in headers:
             return self._with_body(exchange)
         # A GET without a body, the common case, needs no coroutine at all.
-        return self.parse(exchange, b"")
+        call = self.parse(exchange, b"")
+        if call.key is None and self.keystore is not None and self.keystore.missing(call.access_key_id):
+            return self.keystore.complete(call)  # a key not cached yet: read from Redis
+        return call
 
     async def _with_body(self, exchange: Exchange) -> Call:
         body = await read_body(exchange.receive, self.max_body)
@@ -130,7 +152,10 @@ class Parser:
             # Only a POST body is parsed and checked; yet a service may read a GET body as a form
             # (Starlette's request.form() does). Version 1.0 does not even sign one.
             raise BadInput("a body is only accepted on a POST")
-        return self.parse(exchange, body)
+        call = self.parse(exchange, body)
+        if call.key is None and self.keystore is not None and self.keystore.missing(call.access_key_id):
+            return await self.keystore.complete(call)
+        return call
 
     def parse(self, exchange: Exchange, body: bytes) -> Call:
         """The call of ``exchange`` whose body is ``body``; a refusal's Format is guessed from what was read."""
@@ -165,7 +190,8 @@ class Parser:
                 exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
                 query, params, body, params.get("SignatureVersion"), action, version, key_id,
                 params.get("Signature"), params.get("SignatureMethod"), params.get("SignatureNonce"),
-                params.get("Timestamp"), None, self.api(version or "", action or ""), self.keys.get(key_id or ""),
+                params.get("Timestamp"), None, self.api(version or "", action or ""),
+                self.keys.get(key_id or "") or self.cached.get(key_id or ""),
             )
         try:
             auth = parse_v3_authorization(authorization)
@@ -184,7 +210,8 @@ class Parser:
             exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
             query, params, body, "3", action, version, auth.access_key_id, auth.signature, auth.algorithm,
             headers.get("x-acs-signature-nonce"), headers.get("x-acs-date"), auth,
-            self.api(version or "", action or ""), self.keys.get(auth.access_key_id),
+            self.api(version or "", action or ""),
+            self.keys.get(auth.access_key_id) or self.cached.get(auth.access_key_id),
         )
 
     def _anonymous(self, exchange: Exchange, query: dict[str, str], params: dict[str, str], body: bytes,
