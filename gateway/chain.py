@@ -38,7 +38,8 @@ def build_chain(settings: Settings, policy: Policy, store: Store, resolver: Reso
         (
             *((Host(settings.hosts),) if settings.hosts else ()),   # InvalidParameter (GATEWAY_HOSTS)
             required,                                               # MissingParameter
-            SignatureProtocol(v1_methods=settings.signature_methods),  # InvalidParamater
+            SignatureProtocol(v1_methods=settings.signature_methods,    # InvalidParamater
+                              v3_methods=settings.v3_signature_methods),
             KnownApi(policy.apis),                                  # InvalidParameter (Action or Version)
             known_key,                                              # InvalidAccessKeyId.NotFound, Disabled
             signature,                                              # IncompleteSignature
