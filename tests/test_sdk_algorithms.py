@@ -11,6 +11,9 @@ GATEWAY_V3_SIGNATURE_METHODS refuses what it leaves out with the SignatureMethod
 
 from __future__ import annotations
 
+import json
+import shlex
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway import GatewayMiddleware, Settings
 from gateway.catalog import Err
+from gateway.cli import main
 from gateway.policy import Policy
 from gateway.policy.loader import parse_policy
 from gateway.signing import ALGORITHM_RSA, ALGORITHM_SM3, ALGORITHM_V3, hash_payload, sign_request_v3
@@ -306,3 +310,36 @@ def test_an_algorithm_left_out_is_the_signature_method_row(sha256_only_gateway: 
     assert (root.findtext("Code"), root.findtext("Message")) == (ROW.code, ROW.message())
     # What the deployment accepts still passes.
     assert _call(url, ALGORITHM_V3, ALICE, SECRETS[ALICE])["Echo"]["Caller"]["AccessKeyId"] == ALICE
+
+
+# --- gateway sign -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize(("algorithm", "key_id", "secret"), [
+    pytest.param(ALGORITHM_V3, ALICE, SECRETS[ALICE], id="sha256"), SIGNERS[0], SIGNERS[1],
+])
+def test_gateway_sign_prints_a_curl_line_the_gateway_accepts(
+    gateway: LiveGateway, capsys: pytest.CaptureFixture[str], tmp_path: Path, algorithm: str, key_id: str,
+    secret: str, method: str,
+) -> None:
+    credentials = ["--access-key-id", key_id]
+    if algorithm == ALGORITHM_RSA:
+        (tmp_path / "key.pem").write_text(secret)
+        credentials += ["--private-key-file", str(tmp_path / "key.pem")]
+    else:
+        credentials += ["--secret", secret]
+    assert main(["sign", *credentials, "--endpoint", gateway.url + "/", "--signature-method", algorithm,
+                 "--method", method, "--curl", f"Action={ACTION}", f"Version={VERSION}", "Text=a b&c=é"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert f"authorization: {algorithm} Credential={key_id}," in line
+    done = subprocess.run([*shlex.split(line), "-w", "\n%{http_code}"], capture_output=True, text=True, timeout=30)
+    body, _, status = done.stdout.rpartition("\n")
+    assert status == "200", body
+    assert json.loads(body)["Echo"]["Params"]["Text"] == "a b&c=é"
+
+
+def test_gateway_sign_v3_needs_action_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sign", "--access-key-id", "K", "--secret", "s", "--signature-method", ALGORITHM_SM3,
+                 "Text=x"]) == 2
+    assert "needs Action=... and Version=..." in capsys.readouterr().err
