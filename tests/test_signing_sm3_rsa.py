@@ -17,7 +17,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gateway.errors import PolicyError, SettingsError
+from gateway.catalog import Err
+from gateway.checks.request import SignatureProtocol
+from gateway.errors import GatewayError, PolicyError, SettingsError
 from gateway.policy.loader import parse_policy
 from gateway.settings import Settings
 from gateway.signing import (
@@ -39,6 +41,7 @@ from gateway.signing._mac import hmac_digest
 from gateway.signing._sm3 import Sm3
 from gateway.signing.algorithms import sm3
 from gateway.signing.rsa import load_public_key
+from tests.support.calls import a_call
 
 DATA = json.loads((Path(__file__).parent / "data" / "signing_vectors_v3_algorithms.json").read_text())
 VECTORS: list[dict[str, Any]] = DATA["vectors"]
@@ -271,3 +274,20 @@ def test_bad_public_keys_stop_start_up_with_file_and_line(entry: str, environ: A
         _policy(f'id = "K"\naccount = 1\n{entry}\n', environ)
     assert str(caught.value).startswith("p.toml:5: access_keys[0] (K): ")
     assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize("algorithm", [*V3_SIGNATURE_METHODS, "ACS3-HMAC-MD5", "acs3-hmac-sm3"])
+def test_signature_protocol_takes_the_configured_v3_methods(algorithm: str) -> None:
+    auth = parse_v3_authorization(f"{algorithm} Credential=K,SignedHeaders=host,Signature=00")
+    call = a_call(v3=auth, signature_method=algorithm, signature_version="3")
+    known = algorithm in V3_SIGNATURE_METHODS
+    for methods, accepted in ((V3_SIGNATURE_METHODS, known), ((ALGORITHM_V3,), algorithm == ALGORITHM_V3)):
+        check = SignatureProtocol(v1_methods=("HMAC-SHA1",), v3_methods=methods)
+        if accepted:
+            check(call)
+        else:
+            with pytest.raises(GatewayError) as caught:
+                check(call)
+            assert caught.value.err is Err.INVALID_SIGNATURE_METHOD
+    if known:  # the class's default is the setting's: every algorithm of the table
+        SignatureProtocol(v1_methods=())(call)
