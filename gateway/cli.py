@@ -38,9 +38,11 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.serving import Limits, protocol
+    from gateway.serving.tls import tls_options
 
     settings = _settings(args)
     policy = load_policy(settings.config)  # a bad file stops start-up here, with one line
+    tls = tls_options(settings)  # so do TLS files that are missing or do not load
     if settings.workers > 1 and not settings.redis_url:
         raise UsageError(
             f"--workers {settings.workers} needs GATEWAY_REDIS_URL: with the in-memory store each worker "
@@ -52,6 +54,7 @@ def serve(args: argparse.Namespace) -> int:
     logging.getLogger("gateway").info(
         "connections: request heads within %g s and %d bytes; at most %s open per worker",
         limits.header_timeout, limits.max_header_bytes, limits.max_connections or "unbounded")
+    logging.getLogger("gateway").info("%s", _tls_summary(tls))
     if not settings.upstream_url:
         _print_demo_hint(settings)
     # Workers re-read the environment in their own process: pass the command-line overrides on.
@@ -70,14 +73,22 @@ def serve(args: argparse.Namespace) -> int:
         # applies GATEWAY_TRUSTED_PROXIES itself (gateway.forwarded), one rule in both modes.
         proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
+        **tls,  # uvicorn's own TLS: the scope's scheme is then https (X-Forwarded-Proto, Forwarded proto)
     )
     return 0
+
+
+def _tls_summary(tls: dict[str, object]) -> str:
+    if not tls:
+        return "tls: off (plain HTTP)"
+    clients = "client certificates required" if "ssl_ca_certs" in tls else "no client certificate asked for"
+    return f"tls: on ({clients})"
 
 
 def _print_demo_hint(settings: Settings) -> None:
     if settings.config is not None:
         return
-    endpoint = f"http://{settings.host}:{settings.port}/"
+    endpoint = f"{'https' if settings.tls_cert_file else 'http'}://{settings.host}:{settings.port}/"
     params = sign_request_v1({"Action": "DescribeRegions", "Version": "2014-05-26", "Format": "JSON"},
                              access_key_id=DEMO_KEY[0], secret=DEMO_KEY[1], timestamp=None)
     print(f"demo access key: {DEMO_KEY[0]}  secret: {DEMO_KEY[1]}", flush=True)
@@ -137,9 +148,12 @@ def _read(path: str) -> str:
 def check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     policy = load_policy(settings.config)
+    from gateway.serving.tls import tls_options
+
+    tls = tls_options(settings)
     print(policy.summary())
     print(f"state: {'redis ' + settings.redis_url if settings.redis_url else 'in-memory (one process)'}; "
-          f"upstream: {settings.upstream_url or 'bundled demo service'}")
+          f"upstream: {settings.upstream_url or 'bundled demo service'}; {_tls_summary(tls)}")
     return 0
 
 

@@ -27,6 +27,7 @@ HEADERS: MappingProxyType[bytes, Callable[[Call], str | None]] = MappingProxyTyp
     b"x-gateway-account-name": lambda ctx: ctx.key.account.name if ctx.key else None,
     b"x-gateway-sub-user": lambda ctx: ctx.key.user.name if ctx.key and ctx.key.user else None,
     b"x-gateway-access-key-id": lambda ctx: ctx.key.id if ctx.key else None,
+    b"x-gateway-anonymous": lambda ctx: "true" if ctx.anonymous else None,  # and none of the above
     REQUEST_ID: lambda ctx: ctx.request_id,
 })
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Mapping
 
 from starlette.types import Receive
 
+from gateway.anonymous import carries_credentials
 from gateway.call import Call, Exchange
 from gateway.catalog import Err
 from gateway.errors import BadInput, ClientDisconnected, GatewayError
@@ -156,6 +157,10 @@ class Parser:
         if not authorization.startswith("ACS3-"):
             _one_api(params, headers)
             action, version, key_id = params.get("Action"), params.get("Version"), params.get("AccessKeyId")
+            if key_id is None and not carries_credentials(params, headers):  # never so for a signed call
+                anonymous = self._anonymous(exchange, query, params, body, answer_format)
+                if anonymous is not None:
+                    return anonymous
             return Call(
                 exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
                 query, params, body, params.get("SignatureVersion"), action, version, key_id,
@@ -180,4 +185,26 @@ class Parser:
             query, params, body, "3", action, version, auth.access_key_id, auth.signature, auth.algorithm,
             headers.get("x-acs-signature-nonce"), headers.get("x-acs-date"), auth,
             self.api(version or "", action or ""), self.keys.get(auth.access_key_id),
+        )
+
+    def _anonymous(self, exchange: Exchange, query: dict[str, str], params: dict[str, str], body: bytes,
+                   answer_format: str) -> Call | None:
+        """The call of a request without credentials, if it names an API declared anonymous; else None
+        (it is then parsed, and refused, as any unsigned request is).
+
+        tea-openapi's anonymous V3 call names the API in the x-acs-action/x-acs-version headers alone,
+        and no Format: V3's rule (JSON unless Accept asks for XML) then picks the answer's language.
+        """
+        headers = exchange.headers
+        action = params.get("Action") or headers.get("x-acs-action")
+        version = params.get("Version") or headers.get("x-acs-version")
+        api = self.api(version or "", action or "")
+        if api is None or not api.anonymous:
+            return None
+        if "Format" not in params and "Action" not in params:
+            answer_format = "XML" if "xml" in headers.get("accept", "").lower() else "JSON"
+        # Nothing signed, so nothing of Timestamp or SignatureNonce is read: they stay in params only.
+        return Call(
+            exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
+            query, params, body, None, action, version, None, None, None, None, None, None, api, None, True,
         )

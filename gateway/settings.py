@@ -201,6 +201,14 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GATEWAY_GC_FREEZE", "gc_freeze", "true", _bool,
              "After start-up, exempt what is then alive (the policy, the code) from the garbage collector's "
              "full passes (gc.freeze): each would walk every policy entry while no request moves."),
+    Variable("GATEWAY_TLS_CERT_FILE", "tls_cert_file", "", _opt_str,
+             "PEM certificate (chain) `gateway serve` terminates TLS with; needs GATEWAY_TLS_KEY_FILE. Unset: plain "
+             "HTTP."),
+    Variable("GATEWAY_TLS_KEY_FILE", "tls_key_file", "", _opt_str,
+             "PEM private key of GATEWAY_TLS_CERT_FILE (unencrypted); set both or neither."),
+    Variable("GATEWAY_TLS_CA_FILE", "tls_ca_file", "", _opt_str,
+             "PEM CA certificates: with TLS on, every client must present a certificate they issued (mutual TLS). "
+             "Unset: no client certificate is asked for."),
     Variable("GATEWAY_OPS_PREFIX", "ops_prefix", "/_gateway", _path_prefix,
              "Path prefix of the health and metrics endpoints (never served as API calls)."),
 )
@@ -239,6 +247,9 @@ class Settings:
     max_header_bytes: int = 65_536
     max_connections: int | None = None
     gc_freeze: bool = True
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_ca_file: str | None = None
     ops_prefix: str = "/_gateway"
 
     @classmethod
