@@ -44,7 +44,8 @@ def build_chain(settings: Settings, policy: Policy, store: Store, resolver: Reso
     rows: tuple[tuple[Check, bool], ...] = (
         *(((Host(settings.hosts), ALL),) if settings.hosts else ()),  # InvalidParameter (GATEWAY_HOSTS)
         (required, SIGNED),                                     # MissingParameter
-        (SignatureProtocol(v1_methods=settings.signature_methods), SIGNED),  # InvalidParamater
+        (SignatureProtocol(v1_methods=settings.signature_methods,           # InvalidParamater
+                           v3_methods=settings.v3_signature_methods), SIGNED),
         (KnownApi(policy.apis), ALL),                           # InvalidParameter (Action or Version)
         (known_key, SIGNED),                                    # InvalidAccessKeyId.NotFound, Disabled
         (signature, SIGNED),                                    # IncompleteSignature

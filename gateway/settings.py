@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from gateway.errors import SettingsError
 from gateway.keystore.codec import SecretKey, parse_secret_key
+from gateway.signing.algorithms import V3_SIGNATURE_METHODS
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 FORMATS = ("XML", "JSON")
@@ -165,6 +166,10 @@ VARIABLES: tuple[Variable, ...] = (
              "Seconds a Timestamp may differ from the server clock (IllegalTimestamp beyond)."),
     Variable("GATEWAY_SIGNATURE_METHODS", "signature_methods", "HMAC-SHA1,HMAC-SHA256",
              _csv(("HMAC-SHA1", "HMAC-SHA256")), "Accepted SignatureMethod values for version 1.0."),
+    Variable("GATEWAY_V3_SIGNATURE_METHODS", "v3_signature_methods", ",".join(V3_SIGNATURE_METHODS),
+             _csv(V3_SIGNATURE_METHODS),
+             "Accepted V3 `Authorization` algorithms (ACS3-RSA-SHA256 only for keys with `public_keys`, "
+             "which accept nothing else); another is InvalidParameter, like an unsupported SignatureMethod."),
     Variable("GATEWAY_REDIS_URL", "redis_url", "", _opt_str,
              "Shared state in Redis (redis://, rediss://, unix://, or a cluster). Unset: in-memory."),
     Variable("GATEWAY_REDIS_PREFIX", "redis_prefix", "gw", _str, "Prefix of every Redis key."),
@@ -244,6 +249,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     timestamp_skew: int = 3600
     signature_methods: tuple[str, ...] = ("HMAC-SHA1", "HMAC-SHA256")
+    v3_signature_methods: tuple[str, ...] = V3_SIGNATURE_METHODS
     redis_url: str | None = None
     redis_prefix: str = "gw"
     redis_timeout: float = 0.25

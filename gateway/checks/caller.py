@@ -13,7 +13,7 @@ from gateway.call import Call
 from gateway.catalog import Err
 from gateway.errors import GatewayError
 from gateway.policy import ApiSpec
-from gateway.signing import hash_payload, verify_v1, verify_v3
+from gateway.signing import verify_v1, verify_v3_body
 
 # ISO 8601 UTC as the SDKs send it; fromisoformat alone would also take dates, offsets and spaces.
 _SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z")
@@ -43,7 +43,8 @@ def known_key(call: Call) -> None:
 
 
 def signature(call: Call) -> None:
-    """The signature verifies with one of the key's secrets (version 1.0 or V3).
+    """The signature verifies with one of the key's secrets (version 1.0 or V3), or for
+    ``ACS3-RSA-SHA256`` one of its public keys (a key holds either kind, so either other claim fails).
 
     A V3 signature must also cover the headers that bind it to this call (`verify_v3` checks that),
     and the body received must be the one whose hash it signed.
@@ -55,9 +56,8 @@ def signature(call: Call) -> None:
     if auth is None:
         ok = verify_v1(key.secrets, call.method, call.params, call.signature or "", call.signature_method or "")
     else:
-        body_hash = call.headers.get("x-acs-content-sha256")
-        ok = (body_hash is not None and body_hash == hash_payload(call.body)
-              and verify_v3(key.secrets, call.method, call.path, call.query, call.headers, auth, body_hash))
+        ok = verify_v3_body(key.secrets, call.method, call.path, call.query, call.headers, auth, call.body,
+                            key.public_keys)
     if not ok:
         raise GatewayError(Err.INCOMPLETE_SIGNATURE)
 

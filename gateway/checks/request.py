@@ -6,7 +6,7 @@ from __future__ import annotations
 from gateway.call import Call
 from gateway.catalog import Err
 from gateway.errors import GatewayError
-from gateway.signing import ALGORITHM_V3
+from gateway.signing import V3_SIGNATURE_METHODS
 
 # The table's rows first, in the table's order; then the signature parameters it has no row for,
 # which take the MissingParameter row with their own name.
@@ -33,14 +33,16 @@ def required(call: Call) -> None:
 
 
 class SignatureProtocol:
-    """SignatureMethod and SignatureVersion name something this gateway verifies."""
+    """SignatureMethod and SignatureVersion name something this gateway verifies (the V3 algorithm:
+    one of ``v3_methods``, GATEWAY_V3_SIGNATURE_METHODS)."""
 
-    def __init__(self, *, v1_methods: tuple[str, ...]) -> None:
+    def __init__(self, *, v1_methods: tuple[str, ...], v3_methods: tuple[str, ...] = V3_SIGNATURE_METHODS) -> None:
         self.v1_methods = frozenset(v1_methods)
+        self.v3_methods = frozenset(v3_methods)
 
     def __call__(self, call: Call) -> None:
         if call.v3 is not None:
-            if call.signature_method != ALGORITHM_V3:
+            if call.signature_method not in self.v3_methods:
                 raise GatewayError(Err.INVALID_SIGNATURE_METHOD)
             return
         if call.signature_method not in self.v1_methods:

@@ -25,12 +25,14 @@ from gateway.policy.model import (
     Statement,
     SubUser,
 )
+from gateway.signing.algorithms import PublicKey
 
 DEMO_POLICY = Path(__file__).resolve().parent.parent / "demo_policy.toml"
 
 TOP_LEVEL = ("accounts", "access_keys", "sub_users", "resources", "apis", "limits")
 ACCOUNT_FIELDS = ("id", "name", "real_name_verified", "balance")
-KEY_FIELDS = ("id", "secrets", "secret_env", "account", "user", "enabled", "actions", "denied_params", "quota")
+KEY_FIELDS = ("id", "secrets", "secret_env", "account", "user", "enabled", "actions", "denied_params", "quota",
+              "public_keys", "public_keys_env")
 SUB_USER_FIELDS = ("account", "name", "statements")
 STATEMENT_FIELDS = ("effect", "actions", "resources")
 RESOURCE_FIELDS = ("kind", "id", "account")
@@ -156,7 +158,8 @@ class _Builder(ApiEntries):
             raise self.fail(line, name, "needs an id")
         name = f"{name} ({ident})"
         account = self.owner(entry, line, name, accounts)
-        secrets = self.secrets(entry, line, name)
+        public_keys = self.public_keys(entry, line, name)
+        secrets = () if public_keys else self.secrets(entry, line, name)
         user_name = self.typed(entry, "user", str, line, name)
         user = None
         if user_name is not None:
@@ -176,6 +179,7 @@ class _Builder(ApiEntries):
             actions=None if actions == ["*"] else self.globs(actions, line, name, "actions"),
             denied_params=frozenset(denied),
             quota=self.rate(entry.get("quota"), line, name),
+            public_keys=public_keys,
         )
 
     def secrets(self, entry: dict[str, Any], line: int, name: str) -> tuple[str, ...]:
@@ -192,6 +196,36 @@ class _Builder(ApiEntries):
         if not 1 <= len(values) <= 2 or not all(isinstance(v, str) and v for v in values):
             raise self.fail(line, name, "needs one or two non-empty secrets (secrets or secret_env)")
         return tuple(values)
+
+    def public_keys(self, entry: dict[str, Any], line: int, name: str) -> tuple[PublicKey, ...]:
+        """ACS3-RSA-SHA256 keys: PEM public keys inline or named by environment variable, like secrets;
+        such a key has no secret (it verifies RSA signatures only)."""
+        inline = entry.get("public_keys", [])
+        refs = entry.get("public_keys_env", [])
+        refs = [refs] if isinstance(refs, str) else refs
+        if not isinstance(inline, list) or not isinstance(refs, list):
+            raise self.fail(line, name, "public_keys and public_keys_env must be lists of strings")
+        if not inline and not refs:
+            return ()
+        if "secrets" in entry or "secret_env" in entry:
+            raise self.fail(line, name, "has both secrets and public_keys: a key signs either with a secret "
+                                        "(HMAC) or with a private key (ACS3-RSA-SHA256)")
+        values = list(inline)
+        for ref in refs:
+            if not isinstance(ref, str) or ref not in self.environ:
+                raise self.fail(line, name, f"public_keys_env {ref!r} is not set in the environment")
+            values.append(self.environ[ref])
+        if not 1 <= len(values) <= 2 or not all(isinstance(v, str) and v for v in values):
+            raise self.fail(line, name, "needs one or two PEM public keys (public_keys or public_keys_env)")
+        from gateway.signing.rsa import load_public_key  # cryptography, only where RSA is used
+
+        keys: list[PublicKey] = []
+        for index, pem in enumerate(values):
+            try:
+                keys.append(load_public_key(pem))
+            except ValueError as exc:
+                raise self.fail(line, name, f"public key {index + 1} {exc}") from None
+        return tuple(keys)
 
     def resource(self, entry: dict[str, Any], line: int, name: str, accounts: Mapping[int, Account]) -> Resource:
         self.fields(entry, RESOURCE_FIELDS, line, name)

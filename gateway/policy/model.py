@@ -6,9 +6,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from gateway.rates import Rate
+
+if TYPE_CHECKING:
+    from gateway.signing import PublicKey
 
 #: Resource kinds a parameter may name, keyed as the policy spells them.
 RESOURCE_KINDS = ("instance", "disk", "security_group", "snapshot", "image")
@@ -47,13 +50,15 @@ class SubUser:
 @dataclass(frozen=True, slots=True)
 class AccessKey:
     id: str
-    secrets: tuple[str, ...]
+    secrets: tuple[str, ...]  # empty for a key that signs with RSA (public_keys)
     account: Account
     user: SubUser | None = None
     enabled: bool = True
     actions: re.Pattern[str] | None = None  # None: every action
     denied_params: frozenset[str] = frozenset()
     quota: Rate | None = None
+    # ACS3-RSA-SHA256 only: the key pair's public halves (one, or two while it is rotated).
+    public_keys: tuple[PublicKey, ...] = ()
 
     def __repr__(self) -> str:
         # Secrets must never reach a log line, a traceback or an error body.
