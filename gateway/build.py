@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from starlette.types import Message, Send
 
@@ -42,6 +42,13 @@ class Gateway:
     ops: OpsApp
     client_address: ClientAddress
     observers: tuple[Observer, ...]
+    #: The resolver given to `build`; None: one built from the policy (and rebuilt with it).
+    resolver: ResourceResolver | None = None
+
+    def rebuilt(self, policy: Policy) -> Gateway:
+        """This gateway with ``policy``: what is built from the policy (the chain) is built anew; the
+        settings, the store, the observers and the rest are the same objects, never reopened."""
+        return replace(self, policy=policy, chain=_chain(self.settings, policy, self.store, self.resolver))
 
     def lifespan(self, send: Send) -> Send:
         """The wrapped app's lifespan ``send``: freezes start-up objects once started, closes the store
@@ -69,12 +76,17 @@ def build(settings: Settings | None = None, *, policy: Policy | None = None, sto
     # "is None", not "or": an empty MemoryStore has len() 0 and so is falsy.
     if store is None:
         store = open_store(settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout)
-    chain = build_chain(settings, policy, store, resolver if resolver is not None else PolicyResolver(policy))
+    chain = _chain(settings, policy, store, resolver)
     # The access log and the metrics watch every request; callers may add their own observers.
     watching = (*((log_request,) if settings.access_log else ()), metrics.observe,
                 *(o for o in observers if o is not metrics.observe))
     return Gateway(settings, policy, store, chain, OpsApp(settings.ops_prefix, store),
-                   ClientAddress(settings.trusted_proxies), watching)
+                   ClientAddress(settings.trusted_proxies), watching, resolver)
+
+
+def _chain(settings: Settings, policy: Policy, store: Store, resolver: ResourceResolver | None) -> Chain:
+    # The one call of build_chain, at start and at every reload: the two cannot be wired differently.
+    return build_chain(settings, policy, store, resolver if resolver is not None else PolicyResolver(policy))
 
 
 def freeze_startup_objects() -> None:

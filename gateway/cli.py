@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from gateway.errors import SettingsError
-from gateway.policy import PolicyError, load_policy
+from gateway.policy import Policy, PolicyError, load_policy
+from gateway.policy.diff import diff_policies
 from gateway.settings import LOG_LEVELS, Settings
 from gateway.signing import percent_encode, sign_request_v1
 
@@ -37,8 +38,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.live import hold_hangups
     from gateway.serving import Limits, protocol
+    from gateway.serving.supervisor import run
 
+    # Before any thread or worker exists, so that all inherit it: SIGHUP reloads, never ends a process.
+    hold_hangups()
     settings = _settings(args)
     policy = load_policy(settings.config)  # a bad file stops start-up here, with one line
     if settings.workers > 1 and not settings.redis_url:
@@ -57,7 +62,7 @@ def serve(args: argparse.Namespace) -> int:
     # Workers re-read the environment in their own process: pass the command-line overrides on.
     os.environ.update({"GATEWAY_HOST": settings.host, "GATEWAY_PORT": str(settings.port),
                        "GATEWAY_WORKERS": str(settings.workers), "GATEWAY_LOG_LEVEL": settings.log_level})
-    uvicorn.run(
+    run(uvicorn.Config(
         "gateway.app:create_app",
         factory=True,
         http=protocol(limits),  # httptools, with the header timeout, head bound and connection cap
@@ -70,7 +75,7 @@ def serve(args: argparse.Namespace) -> int:
         # applies GATEWAY_TRUSTED_PROXIES itself (gateway.forwarded), one rule in both modes.
         proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
-    )
+    ))
     return 0
 
 
@@ -117,9 +122,25 @@ def sign(args: argparse.Namespace) -> int:
 def check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     policy = load_policy(settings.config)
+    if args.diff is not None:
+        return _diff(policy, load_policy(args.diff))
     print(policy.summary())
     print(f"state: {'redis ' + settings.redis_url if settings.redis_url else 'in-memory (one process)'}; "
           f"upstream: {settings.upstream_url or 'bundled demo service'}")
+    return 0
+
+
+def _diff(running: Policy, candidate: Policy) -> int:
+    """What reloading ``candidate`` in place of ``running`` would change (both already validated)."""
+    diff = diff_policies(running, candidate)
+    print(f"candidate {candidate.summary()}")
+    print(f"against {running.source} (GATEWAY_CONFIG)")
+    if candidate.digest == running.digest:
+        print("same text: a reload would be \"unchanged\"")
+        return 0
+    for line in diff.lines():
+        print(line)
+    print(f"a reload would change: {diff.summary()}")
     return 0
 
 
@@ -140,6 +161,10 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--port", type=int)
             sub.add_argument("--workers", type=int)
             sub.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS)
+        if name == "check-config":
+            sub.add_argument("--diff", metavar="CANDIDATE.toml",
+                             help="validate a candidate policy file and print what reloading it in place of "
+                                  "GATEWAY_CONFIG would change (keys, APIs, limits)")
         if name == "sign":
             sub.add_argument("--access-key-id", dest="access_key_id")
             sub.add_argument("--secret")

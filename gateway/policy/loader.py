@@ -6,9 +6,11 @@ The accounts, keys, sub-users, resources and limits are built here, the ``[apis]
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -61,7 +63,8 @@ def parse_policy(text: str, source: str, environ: Mapping[str, str]) -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{source}: {exc}") from None
-    return _Builder(source, Lines(text), environ).build(data)
+    policy = _Builder(source, Lines(text), environ).build(data)
+    return replace(policy, digest=hashlib.sha256(text.encode()).hexdigest())
 
 
 class _Builder(ApiEntries):
@@ -77,12 +80,17 @@ class _Builder(ApiEntries):
         scope = limits.get("quota_scope", "key")
         if scope not in ("key", "account"):
             raise self.fail(line, "limits", "quota_scope must be \"key\" or \"account\"")
+        apis = self.apis(self.table(data.get("apis", {}), "apis", 1))
+        if not any(apis.values()):
+            # Every call would be refused InvalidParameter: a file cut short, or a wrong file, not a policy.
+            raise self.fail(self.lines.first("[apis"), "apis", "declares no API (an [apis.<version>.<Action>] "
+                            "table is needed, or every call is refused)")
         return Policy(
             source=self.source,
             accounts=MappingProxyType(accounts),
             access_keys=MappingProxyType(keys),
             sub_users=MappingProxyType(sub_users),
-            apis=self.apis(self.table(data.get("apis", {}), "apis", 1)),
+            apis=apis,
             resources=MappingProxyType(resources),
             flow=self.rate(limits.get("flow"), self.lines.first("[limits"), "limits"),
             quota_scope=scope,
