@@ -114,12 +114,12 @@ def test_a_hundred_rewrites_under_load(redis_server: object, redis_url: str, tmp
                 if valid:
                     ok += 2
                     # Counted after the swap: once both workers count it, both answer with it.
-                    wait_until(lambda: reloads(gw, "ok") == ok, timeout=2.0, what=f"version {step} in force")
+                    wait_until(lambda n=ok: reloads(gw, "ok") == n, timeout=2.0, what=f"version {step} in force")
                     in_force.append(time.monotonic() - start)
                     assert answers(gw, "LTAIbob", 4) == expected, f"valid version {step} not in force"
                 else:
                     error += 2
-                    wait_until(lambda: reloads(gw, "error") == error, timeout=2.0, what=f"version {step} refused")
+                    wait_until(lambda n=error: reloads(gw, "error") == n, timeout=2.0, what=f"version {step} refused")
                     assert answers(gw, "LTAIbob", 4) == expected, f"invalid version {step} changed the policy"
                     ignored.append(time.monotonic() - start)
                 if step in (9, REWRITES - 1):
@@ -143,7 +143,8 @@ def test_a_hundred_rewrites_under_load(redis_server: object, redis_url: str, tmp
           f"  wrk: {requests and requests[1]} requests, {server_errors and server_errors[1]} 5xx, "
           f"socket errors: {socket_errors[1] if socket_errors else 'none'}\n"
           f"  signing client: {dict(signer.seen)} , {signer.errors} connection errors\n"
-          f"  valid in force after SIGHUP: max {max(in_force):.3f} s, median {sorted(in_force)[len(in_force) // 2]:.3f} s\n"
+          f"  valid in force after SIGHUP: max {max(in_force):.3f} s, "
+          f"median {sorted(in_force)[len(in_force) // 2]:.3f} s\n"
           f"  invalid refused after SIGHUP: max {max(ignored):.3f} s\n"
           f"  fds per worker after 10 / {REWRITES} rewrites: {fds_10} / {fds_100}\n"
           f"  RSS MiB per worker after 10 / {REWRITES}: {[round(r / 2**20, 1) for r in rss_10]} / "
