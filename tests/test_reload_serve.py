@@ -17,7 +17,8 @@ import pytest
 from tests.support.client import query, signed_params
 from tests.support.scrape import scrape, value
 from tests.support.serve import READY, ROOT, Served, gateway_serve, serve_env, until_ready
-from tests.support.servers import free_port, wait_until
+from tests.support.servers import free_port, serve_in_thread, wait_until
+from tests.support.upstream import Upstream
 from tests.test_reload import BASE, DISABLED, INVALID
 
 #: The contract's bound for a valid change to be in force (Must show: "within 2 s").
@@ -31,9 +32,10 @@ def reloads(gw: Served, result: str) -> float:
 def answers(gw: Served, key: str = "LTAIalice", n: int = 6) -> set[str]:
     """The Codes of ``n`` calls, each on a new connection (so that every worker gets some)."""
     codes = set()
-    for _ in range(n):
-        response = httpx.get(f"{gw.url}/?{query(signed_params('DescribeRegions', key=key))}", timeout=5)
-        codes.add(response.json().get("Code", "OK"))
+    with httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        for _ in range(n):
+            response = client.get(f"{gw.url}/?{query(signed_params('DescribeRegions', key=key))}")
+            codes.add(response.json().get("Code", "OK"))
     return codes
 
 
@@ -92,6 +94,20 @@ def test_sighup_reloads_a_single_process(tmp_path: Path) -> None:
         wait_until(lambda: reloads(gw, "unchanged") == 1, what="the same file again: unchanged")
         assert gw.process.pid == pid and gw.process.poll() is None
         assert gw.stop() in (0, -signal.SIGTERM)
+
+
+def test_sighup_reloads_in_proxy_mode(tmp_path: Path) -> None:
+    file = tmp_path / "policy.toml"
+    file.write_text(BASE)
+    with serve_in_thread(Upstream()) as upstream, gateway_serve(env_for(file, tmp_path,
+                                                                        GATEWAY_UPSTREAM_URL=upstream)) as gw:
+        assert answers(gw) == {"OK"}
+        file.write_text(DISABLED)
+        gw.process.send_signal(signal.SIGHUP)
+        in_force(gw, 1, {"Forbidden.AccessKeyDisabled"})
+        assert answers(gw, "LTAIbob") == {"OK"}
+        assert gw.stop() in (0, -signal.SIGTERM)
+        assert "Application shutdown complete" in gw.output() and "Traceback" not in gw.output()
 
 
 @pytest.mark.slow

@@ -43,9 +43,10 @@ class Supervisor(Multiprocess):
 
     def handle_hup(self) -> None:
         logger.info("Received SIGHUP, reloading the policy in every worker.")
+        # A worker still starting keeps it pending until it can reload (it inherited the mask). Only the
+        # PIDs are read here: waiting for a child is the supervision loop's, in the main thread.
         for process in list(self.processes):
-            # A worker still starting keeps it pending until it can reload (it inherited the mask).
-            if process.pid is not None and process.exitcode is None:
+            if process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):  # gone: its replacement reads the file anew
                     os.kill(process.pid, signal.SIGHUP)
 
