@@ -47,11 +47,16 @@ def env_for(file: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def in_force(gw: Served, workers: int, expected: set[str]) -> float:
-    """Seconds from now until every worker reloaded and the calls answer ``expected``."""
+    """Seconds from now until every worker has swapped (it counts after the swap); then the calls must
+    answer ``expected``."""
     start = time.monotonic()
-    wait_until(lambda: reloads(gw, "ok") >= workers and answers(gw) == expected, timeout=IN_FORCE,
-               what="the new policy in force")
-    return time.monotonic() - start
+    while reloads(gw, "ok") < workers:
+        if time.monotonic() - start > IN_FORCE:
+            raise TimeoutError(f"the new policy not in force within {IN_FORCE} s:\n{gw.output()}")
+        time.sleep(0.02)  # a scrape reads every worker's metrics files: not in a tight loop
+    took = time.monotonic() - start
+    assert answers(gw) == expected
+    return took
 
 
 @pytest.mark.slow
