@@ -27,7 +27,7 @@ log = logging.getLogger("gateway.reload")
 #: Seconds a stopping watcher gets to let go of its thread.
 STOP_TIMEOUT = 2.0
 
-Reload = Callable[..., Coroutine[Any, Any, object]]
+ReloadCall = Callable[..., Coroutine[Any, Any, object]]
 
 
 def hold_hangups() -> None:
@@ -42,7 +42,7 @@ def release_hangups() -> None:
 class LiveReload:
     """Reloads on SIGHUP and, with ``watch``, on changes of ``path``, from lifespan start-up to shutdown."""
 
-    def __init__(self, reload: Reload, path: Callable[[], Path], *, watch: bool) -> None:
+    def __init__(self, reload: ReloadCall, path: Callable[[], Path], *, watch: bool) -> None:
         self._reload, self._path, self._watch = reload, path, watch
         self._tasks: set[asyncio.Task[object]] = set()
         self._stop = asyncio.Event()
