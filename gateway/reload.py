@@ -31,7 +31,7 @@ from typing import Literal
 from gateway import metrics
 from gateway.build import Gateway
 from gateway.errors import PolicyError
-from gateway.policy import load_policy
+from gateway.policy import Policy, load_policy
 from gateway.policy.diff import PolicyDiff, diff_policies
 
 log = logging.getLogger("gateway.reload")
@@ -83,9 +83,9 @@ class Reloader:
     async def _reload(self, path: Path) -> Reload:
         current = self._gateway
         try:
-            # Off the loop: a large file takes a while to parse, and requests keep being answered.
-            policy = await asyncio.to_thread(load_policy, path)
-            if policy.digest == current.policy.digest:
+            # Off the loop: a large file takes a while to parse and compare, and requests keep being answered.
+            policy, diff = await asyncio.to_thread(_load, path, current.policy)
+            if diff is None:
                 self.path = path
                 return Reload("unchanged", str(path))
             rebuilt = current.rebuilt(policy)
@@ -94,12 +94,17 @@ class Reloader:
         except Exception as exc:  # a bug in building, not in the file: the old policy stays all the same
             log.exception("policy reload from %s failed", path)
             return Reload("error", str(path), error=f"{path}: {exc!r}")
-        diff = diff_policies(current.policy, policy)
         self._gateway, self.path = rebuilt, path
         self._swap(rebuilt)  # the swap: from here new requests see the new chain
         if gc.get_freeze_count():  # frozen at start-up (GATEWAY_GC_FREEZE): the new policy is long-lived too
             _refreeze()
         return Reload("ok", str(path), diff=diff)
+
+
+def _load(path: Path, current: Policy) -> tuple[Policy, PolicyDiff | None]:
+    """The policy at ``path`` and what it changes; no diff when its text is the policy in force."""
+    policy = load_policy(path)
+    return policy, None if policy.digest == current.digest else diff_policies(current, policy)
 
 
 def _refreeze() -> None:
