@@ -64,3 +64,12 @@ def test_a_candidate_without_apis_is_refused(running: Path, tmp_path: Path, caps
     assert main(["check-config", "--diff", str(candidate)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{candidate}:1: apis: declares no API" in err
+
+
+def test_serve_refuses_to_start_on_a_policy_without_apis(tmp_path: Path) -> None:
+    file = tmp_path / "policy.toml"
+    file.write_text(BASE[:BASE.index("[apis.")])
+    done = subprocess.run([sys.executable, "-m", "gateway", "serve", "--port", "0"], cwd=ROOT,
+                          env=serve_env(GATEWAY_CONFIG=str(file)), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and f"{file}:1: apis: declares no API" in done.stderr, done.stderr
