@@ -135,7 +135,7 @@ def _diff(running: Policy, candidate: Policy) -> int:
     diff = diff_policies(running, candidate)
     print(f"candidate {candidate.summary()}")
     print(f"against {running.source} (GATEWAY_CONFIG)")
-    if candidate.digest == running.digest:
+    if candidate.text_sha256 == running.text_sha256:
         print("same text: a reload would be \"unchanged\"")
         return 0
     for line in diff.lines():

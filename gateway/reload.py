@@ -104,7 +104,7 @@ class Reloader:
 def _load(path: Path, current: Policy) -> tuple[Policy, PolicyDiff | None]:
     """The policy at ``path`` and what it changes; no diff when its text is the policy in force."""
     policy = load_policy(path)
-    return policy, None if policy.digest == current.digest else diff_policies(current, policy)
+    return policy, None if policy.text_sha256 == current.text_sha256 else diff_policies(current, policy)
 
 
 def _refreeze() -> None:

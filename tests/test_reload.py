@@ -83,7 +83,7 @@ async def test_a_valid_file_is_swapped_in_and_counted(harness: Harness) -> None:
     done = await harness.middleware.reload()
     assert done.result == "ok" and done.diff is not None
     assert done.diff.lines() == ["~ access key LTAIalice: enabled true -> false"]
-    assert harness.middleware.chain is not chain and harness.middleware.gateway.policy.digest
+    assert harness.middleware.chain is not chain and harness.middleware.gateway.policy.text_sha256
     assert await harness.call() == (403, "Forbidden.AccessKeyDisabled")
     assert reloads("ok") == before + 1
 
@@ -269,7 +269,8 @@ def test_the_diff_names_every_kind_of_change_and_no_secret() -> None:
     assert diff_policies(old, old).empty and diff_policies(old, old).summary() == "no change"
 
 
-def test_load_policy_records_the_digest_of_its_text(tmp_path: Path) -> None:
+def test_load_policy_records_the_hash_of_its_text(tmp_path: Path) -> None:
     file = tmp_path / "p.toml"
     file.write_text(BASE)
-    assert load_policy(file).digest == parse_policy(BASE, "x", {}).digest != parse_policy(DISABLED, "x", {}).digest
+    text_hash = parse_policy(BASE, "x", {}).text_sha256
+    assert load_policy(file).text_sha256 == text_hash != parse_policy(DISABLED, "x", {}).text_sha256

@@ -64,7 +64,7 @@ def parse_policy(text: str, source: str, environ: Mapping[str, str]) -> Policy:
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{source}: {exc}") from None
     policy = _Builder(source, Lines(text), environ).build(data)
-    return replace(policy, digest=hashlib.sha256(text.encode()).hexdigest())
+    return replace(policy, text_sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
 class _Builder(ApiEntries):
