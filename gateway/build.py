@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from starlette.types import Message, Send
 
@@ -44,6 +44,14 @@ class Gateway:
     client_address: ClientAddress
     observers: tuple[Observer, ...]
     keystore: Keystore | None = None  # shared by every chain this process builds (a reload keeps it)
+    #: The resolver given to `build`; None: one built from the policy (and rebuilt with it).
+    resolver: ResourceResolver | None = None
+
+    def rebuilt(self, policy: Policy) -> Gateway:
+        """This gateway with ``policy``: what is built from the policy (the chain) is built anew; the
+        settings, the store, the keystore, the observers and the rest are the same objects, never reopened."""
+        return replace(self, policy=policy,
+                       chain=_chain(self.settings, policy, self.store, self.resolver, self.keystore))
 
     def lifespan(self, send: Send) -> Send:
         """The wrapped app's lifespan ``send``: freezes start-up objects once started, closes the store
@@ -77,13 +85,19 @@ def build(settings: Settings | None = None, *, policy: Policy | None = None, sto
         store = open_store(settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout)
     if keystore is None:
         keystore = open_keystore(settings)  # GATEWAY_KEYSTORE=redis; no I/O until a key is first missed
-    chain = build_chain(settings, policy, store, resolver if resolver is not None else PolicyResolver(policy),
-                        None if keystore is None else keystore.cache)
+    chain = _chain(settings, policy, store, resolver, keystore)
     # The access log and the metrics watch every request; callers may add their own observers.
     watching = (*((log_request,) if settings.access_log else ()), metrics.observe,
                 *(o for o in observers if o is not metrics.observe))
     return Gateway(settings, policy, store, chain, OpsApp(settings.ops_prefix, store),
-                   ClientAddress(settings.trusted_proxies), watching, keystore)
+                   ClientAddress(settings.trusted_proxies), watching, keystore, resolver)
+
+
+def _chain(settings: Settings, policy: Policy, store: Store, resolver: ResourceResolver | None,
+           keystore: Keystore | None) -> Chain:
+    # The one call of build_chain, at start and at every reload: the two cannot be wired differently.
+    return build_chain(settings, policy, store, resolver if resolver is not None else PolicyResolver(policy),
+                       None if keystore is None else keystore.cache)
 
 
 def freeze_startup_objects() -> None:

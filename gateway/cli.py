@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 
 from gateway.cli_keys import ADMIN_COMMANDS, add_arguments, check_shadowing
 from gateway.errors import SettingsError
-from gateway.policy import PolicyError, load_policy
+from gateway.policy import Policy, PolicyError, load_policy
+from gateway.policy.diff import diff_policies
 from gateway.settings import LOG_LEVELS, Settings
 from gateway.signing import V1_SIGNATURE_METHODS, V3_SIGNATURE_METHODS, percent_encode, sign_request_v1
 
@@ -38,9 +39,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.live import hold_hangups
     from gateway.serving import Limits, protocol
+    from gateway.serving.supervisor import run
     from gateway.serving.tls import tls_options
 
+    # Before any thread or worker exists, so that all inherit it: SIGHUP reloads, never ends a process.
+    hold_hangups()
     settings = _settings(args)
     policy = load_policy(settings.config)  # a bad file stops start-up here, with one line
     tls = tls_options(settings)  # so do TLS files that are missing or do not load
@@ -63,7 +68,7 @@ def serve(args: argparse.Namespace) -> int:
     # Workers re-read the environment in their own process: pass the command-line overrides on.
     os.environ.update({"GATEWAY_HOST": settings.host, "GATEWAY_PORT": str(settings.port),
                        "GATEWAY_WORKERS": str(settings.workers), "GATEWAY_LOG_LEVEL": settings.log_level})
-    uvicorn.run(
+    run(uvicorn.Config(
         "gateway.app:create_app",
         factory=True,
         http=protocol(limits),  # httptools, with the header timeout, head bound and connection cap
@@ -77,7 +82,7 @@ def serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
         **tls,  # uvicorn's own TLS: the scope's scheme is then https (X-Forwarded-Proto, Forwarded proto)
-    )
+    ))
     return 0
 
 
@@ -151,6 +156,8 @@ def _read(path: str) -> str:
 def check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     policy = load_policy(settings.config)
+    if args.diff is not None:
+        return _diff(policy, load_policy(args.diff))
     from gateway.serving.tls import tls_options
 
     tls = tls_options(settings)
@@ -161,6 +168,20 @@ def check_config(args: argparse.Namespace) -> int:
     print(f"keys: the policy file{f' and the Redis keystore (prefix {settings.redis_prefix})' if in_redis else ''}")
     if (unchecked := check_shadowing(settings, policy)) is not None:
         print(f"warning: {unchecked}")
+    return 0
+
+
+def _diff(running: Policy, candidate: Policy) -> int:
+    """What reloading ``candidate`` in place of ``running`` would change (both already validated)."""
+    diff = diff_policies(running, candidate)
+    print(f"candidate {candidate.summary()}")
+    print(f"against {running.source} (GATEWAY_CONFIG)")
+    if candidate.text_sha256 == running.text_sha256:
+        print("same text: a reload would be \"unchanged\"")
+        return 0
+    for line in diff.lines():
+        print(line)
+    print(f"a reload would change: {diff.summary()}")
     return 0
 
 
@@ -182,6 +203,10 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--port", type=int)
             sub.add_argument("--workers", type=int)
             sub.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS)
+        if name == "check-config":
+            sub.add_argument("--diff", metavar="CANDIDATE.toml",
+                             help="validate a candidate policy file and print what reloading it in place of "
+                                  "GATEWAY_CONFIG would change (keys, APIs, limits)")
         if name == "sign":
             sub.add_argument("--access-key-id", dest="access_key_id")
             sub.add_argument("--secret")

@@ -87,7 +87,8 @@ async def _import(admin: Admin, args: argparse.Namespace) -> None:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise AdminError(f"{path}: cannot read: {exc.strerror}") from None
-    source = parse_policy(text, str(path), os.environ)  # every entry checked as the file's loader does
+    # Every entry checked as the file's loader does; a file of keys alone needs no [apis].
+    source = parse_policy(text, str(path), os.environ, entries_only=True)
     running = load_policy(args.settings.config) if args.settings.config else None
     _print(await import_policy(admin, source, tomllib.loads(text), running))
 

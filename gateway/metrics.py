@@ -9,6 +9,7 @@ What is counted::
     gateway_request_duration_seconds{action}      from the first byte of the request to the answer
     gateway_store_errors_total                    requests whose store call failed
     gateway_fail_open_total{layer}                checks admitted because the store was down
+    gateway_policy_reloads_total{result}          policy reloads: ok, error (old policy kept), unchanged
 
 ``action`` is the declared API's name, or ``-`` while none is known: a caller cannot mint new time
 series by inventing Action names. ``observe`` is a `GatewayMiddleware` observer; fail-open code calls
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable, read at its import
 NO_ACTION = "-"
+RELOAD_RESULTS = ("ok", "error", "unchanged")
 #: Seconds; an API gateway answers most refusals in well under a millisecond.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -47,6 +49,7 @@ class _Instruments:
     latency: Histogram
     store_errors: Counter
     fail_open: Counter
+    reloads: Counter
     # (code, action) -> the labelled children: labels() takes a lock and builds a key on every
     # call, the children never change. Codes and actions are few; the bound is for odd upstreams.
     series: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
@@ -79,7 +82,16 @@ def _instruments() -> _Instruments | None:
                                   registry=registry),
         fail_open=prom.Counter("gateway_fail_open", "Checks admitted while the store was unreachable.",
                                ("layer",), registry=registry),
+        reloads=_reloads(prom.Counter("gateway_policy_reloads", "Policy reloads, by result.", ("result",),
+                                      registry=registry)),
     )
+
+
+def _reloads(counter: Counter) -> Counter:
+    # Every result from 0: an alert on errors should not wait for the first one to see the series.
+    for result in RELOAD_RESULTS:
+        counter.labels(result)
+    return counter
 
 
 def available() -> bool:
@@ -117,6 +129,13 @@ def count_fail_open(layer: str) -> None:
     instruments = _instruments()
     if instruments is not None:
         instruments.fail_open.labels(layer).inc()
+
+
+def count_reload(result: str) -> None:
+    """Count one policy reload (``result``: one of `RELOAD_RESULTS`)."""
+    instruments = _instruments()
+    if instruments is not None:
+        instruments.reloads.labels(result).inc()
 
 
 def exposition() -> tuple[bytes, str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -13,8 +14,10 @@ from gateway.catalog import Err
 from gateway.errors import BadInput, ClientDisconnected, GatewayError
 from gateway.forwarded import Headers, forwarded_headers
 from gateway.identity import client_headers, downstream_headers
+from gateway.live import LiveReload
 from gateway.parse import guess_format
 from gateway.policy import Policy
+from gateway.reload import Reload, Reloader
 from gateway.resources import ResourceResolver
 from gateway.respond import Responder, send_error, send_stored
 from gateway.settings import Settings
@@ -36,7 +39,9 @@ class GatewayMiddleware:
 
     Configured from ``GATEWAY_*`` variables unless ``settings`` is given; ``policy``, ``store`` and
     ``resolver`` may be injected (tests, a service with its own resource inventory), or everything
-    built beforehand with `gateway.build.build` and passed as ``gateway``.
+    built beforehand with `gateway.build.build` and passed as ``gateway``. `reload` reloads the policy
+    file live; ``live=True`` (what `gateway serve` does) also reloads it on SIGHUP and, with
+    ``GATEWAY_CONFIG_WATCH``, when the file changes, from lifespan start-up to shutdown.
     """
 
     def __init__(
@@ -49,17 +54,31 @@ class GatewayMiddleware:
         resolver: ResourceResolver | None = None,
         observers: tuple[Observer, ...] = (),
         gateway: Gateway | None = None,
+        live: bool = False,
     ) -> None:
         self.app = app
         self.gateway = gateway = gateway if gateway is not None else build(
             settings, policy=policy, store=store, resolver=resolver, observers=observers)
         self.settings, self.store, self.observers = gateway.settings, gateway.store, gateway.observers
         self.chain, self.ops, self.client_address = gateway.chain, gateway.ops, gateway.client_address
+        self.reloader = Reloader(gateway, self._swap)
+        self.live = LiveReload(self.reloader.reload, lambda: self.reloader.path,
+                               watch=gateway.settings.config_watch) if live else None
+
+    async def reload(self, path: str | os.PathLike[str] | None = None) -> Reload:
+        """Reload the policy file (``path``, else the one in force), validated first; an invalid file
+        changes nothing. Requests in flight finish with the policy they started with (gateway.reload)."""
+        return await self.reloader.reload(path)
+
+    def _swap(self, gateway: Gateway) -> None:
+        # One reference for everything built from the policy: a request reads self.chain once.
+        self.gateway, self.chain = gateway, gateway.chain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await self.app(scope, receive, self.gateway.lifespan(send))
+                send = self.gateway.lifespan(send)
+                await self.app(scope, receive, send if self.live is None else self.live.lifespan(send))
             elif scope["type"] == "websocket":
                 # No check of the chain applies to a websocket: refused before it is accepted, as
                 # ProxyApp does, or middleware mode would be the weaker one.

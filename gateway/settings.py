@@ -138,6 +138,9 @@ class Variable:
 VARIABLES: tuple[Variable, ...] = (
     Variable("GATEWAY_CONFIG", "config", "", _opt_str,
              "Path of the policy file (TOML). Unset: the bundled demo policy, with a warning."),
+    Variable("GATEWAY_CONFIG_WATCH", "config_watch", "false", _bool,
+             "`gateway serve` reloads the policy file when it changes (also a Kubernetes ConfigMap update); "
+             "SIGHUP reloads it in any case."),
     Variable("GATEWAY_HOST", "host", "127.0.0.1", _str, "Address `gateway serve` listens on."),
     Variable("GATEWAY_PORT", "port", "8080", _int_min(0), "Port `gateway serve` listens on."),
     Variable("GATEWAY_WORKERS", "workers", "1", _int_min(1),
@@ -235,6 +238,7 @@ VARIABLES: tuple[Variable, ...] = (
 @dataclass(frozen=True, slots=True)
 class Settings:
     config: str | None = None
+    config_watch: bool = False
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1

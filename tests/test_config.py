@@ -98,7 +98,8 @@ def test_the_line_of_an_entry_deep_in_a_large_policy_is_found_in_one_pass() -> N
 
 
 def test_secret_env_reads_the_environment() -> None:
-    text = GOOD.replace('secrets = ["s"]', 'secret_env = "MY_SECRET"')
+    # (with an API: a policy declaring none is refused, #15)
+    text = GOOD.replace('secrets = ["s"]', 'secret_env = "MY_SECRET"') + '\n[apis."1".Do]\n'
     assert parse_policy(text, "p.toml", {"MY_SECRET": "from-env"}).access_keys["K"].secrets == ("from-env",)
     with pytest.raises(PolicyError, match="MY_SECRET"):
         parse_policy(text, "p.toml", {})

@@ -6,9 +6,11 @@ The accounts, keys, sub-users, resources and limits are built here, the ``[apis]
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -58,15 +60,22 @@ def load_policy(path: str | os.PathLike[str] | None, environ: Mapping[str, str] 
     return parse_policy(text, str(file), os.environ if environ is None else environ)
 
 
-def parse_policy(text: str, source: str, environ: Mapping[str, str]) -> Policy:
+def parse_policy(text: str, source: str, environ: Mapping[str, str], *, entries_only: bool = False) -> Policy:
+    """``entries_only``: a file of accounts, keys and sub-users alone (`gateway keys import`), which as a
+    policy would be refused for declaring no API."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{source}: {exc}") from None
-    return _Builder(source, Lines(text), environ).build(data)
+    policy = _Builder(source, Lines(text), environ, entries_only=entries_only).build(data)
+    return replace(policy, text_sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
 class _Builder(ApiEntries):
+    def __init__(self, source: str, lines: Lines, environ: Mapping[str, str], *, entries_only: bool = False) -> None:
+        super().__init__(source, lines, environ)
+        self.entries_only = entries_only
+
     def build(self, data: dict[str, Any]) -> Policy:
         self.fields(data, TOP_LEVEL, 1, "policy")
         limits = self.table(data.get("limits", {}), "limits", self.lines.first("[limits"))
@@ -79,12 +88,17 @@ class _Builder(ApiEntries):
         scope = limits.get("quota_scope", "key")
         if scope not in ("key", "account"):
             raise self.fail(line, "limits", "quota_scope must be \"key\" or \"account\"")
+        apis = self.apis(self.table(data.get("apis", {}), "apis", 1))
+        if not any(apis.values()) and not self.entries_only:
+            # Every call would be refused InvalidParameter: a file cut short, or a wrong file, not a policy.
+            raise self.fail(self.lines.first("[apis"), "apis", "declares no API (an [apis.<version>.<Action>] "
+                            "table is needed, or every call is refused)")
         return Policy(
             source=self.source,
             accounts=MappingProxyType(accounts),
             access_keys=MappingProxyType(keys),
             sub_users=MappingProxyType(sub_users),
-            apis=self.apis(self.table(data.get("apis", {}), "apis", 1)),
+            apis=apis,
             resources=MappingProxyType(resources),
             flow=self.rate(limits.get("flow"), self.lines.first("[limits"), "limits"),
             quota_scope=scope,

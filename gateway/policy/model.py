@@ -117,6 +117,8 @@ class Policy:
     resources: Mapping[tuple[str, str], Resource]
     flow: Rate | None = None
     quota_scope: QuotaScope = "key"
+    # SHA-256 of the text it was read from: a reload of the same text changes nothing ("unchanged").
+    text_sha256: str = ""
 
     def api(self, version: str, action: str) -> ApiSpec | None:
         return self.apis.get(version, _NO_APIS).get(action)
