@@ -72,6 +72,32 @@ log = logging.getLogger("gateway.stores")
 
 _HISTORY_TTL_MS = 7 * 86_400_000
 
+def admit_call(
+    names: Keys, ticket: Ticket, flows: Sequence[Take], quotas: Sequence[Take], *, scoped: bool, run_id: str
+) -> tuple[list[str], list[Arg], list[str]]:
+    """admit.lua's KEYS and ARGV for ``ticket`` (its header says what each is), and the ClientToken's
+    key pair (empty without a claim): what a release of its lease touches."""
+    tag = names.tag(ticket.scope)
+    nonce = ticket.nonce if scoped else None
+    claim = ticket.idempotency if scoped else None
+    keys = [f"{tag}:n:{nonce}", f"{tag}:h"] if nonce is not None else []
+    args: list[Arg] = [int(nonce is not None), ticket.nonce_ttl_ms, ticket.timestamp_ms, run_id,
+                       NONCE_HISTORY_GRACE_MS, NONCE_HISTORY_SETTLE_MS, _HISTORY_TTL_MS,
+                       len(flows), len(quotas), int(claim is not None)]
+    for take in flows:
+        keys.append(names.flow(take.key))
+        args += (take.rate.limit, take.rate.period_ms)
+    for take in quotas:
+        keys.append(f"{tag}:q:{take.key}")
+        args += (take.rate.limit, take.rate.period_ms)
+    token_keys: list[str] = []
+    if claim is not None:
+        token_keys = [f"{tag}:i:{claim.token}", f"{tag}:c:{claim.lease}"]
+        keys += token_keys
+        args += (claim.owner, claim.fingerprint, claim.lease_ms, claim.lease)
+    return keys, args, token_keys
+
+
 class RedisStore:
     """`Store` over a ``redis.asyncio`` client (a pooled `Redis` or a `RedisCluster`), which it owns
     and closes in `aclose`. Build one with `from_url` / `from_cluster_url`, or inject a client made
@@ -145,22 +171,10 @@ class RedisStore:
     async def _call_admit(
         self, ticket: Ticket, flows: Sequence[Take], quotas: Sequence[Take], *, scoped: bool
     ) -> Verdict:
-        tag = self._keys.tag(ticket.scope)
-        nonce = ticket.nonce if scoped else None
+        keys, args, token_keys = admit_call(self._keys, ticket, flows, quotas, scoped=scoped, run_id=self._run_id)
         claim = ticket.idempotency if scoped else None
-        keys = [f"{tag}:n:{nonce}", f"{tag}:h"] if nonce is not None else []
-        keys += [self._keys.flow(take.key) for take in flows]
-        keys += [f"{tag}:q:{take.key}" for take in quotas]
-        args: list[Arg] = [int(nonce is not None), ticket.nonce_ttl_ms, ticket.timestamp_ms, self._run_id]
-        args += [NONCE_HISTORY_GRACE_MS, NONCE_HISTORY_SETTLE_MS, _HISTORY_TTL_MS]
-        args += [len(flows), len(quotas), int(claim is not None)]
-        for take in (*flows, *quotas):
-            args += [take.rate.limit, take.rate.period_ms]
         undo: Undo | None = None
         if claim is not None:
-            token_keys = self._keys.token_pair(ticket.scope, claim)
-            keys += token_keys
-            args += [claim.owner, claim.fingerprint, claim.lease_ms, claim.lease]
             undo = (self._scripts.release, token_keys, [claim.lease, claim.lease_ms])
         try:
             reply = await self._run(self._scripts.admit, "admit", keys, args, undo=undo)
