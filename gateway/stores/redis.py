@@ -19,7 +19,10 @@ gets FLOW_LIMITED, not NONCE_USED. Single-node Redis does everything in one call
 
 On a single node the script calls of concurrent requests are auto-pipelined (`gateway.stores.pipeline`):
 the calls made during one event-loop turn leave in one write and share one round trip, each still one
-atomic script with its own reply or error. Cluster mode keeps one call per script (see `RedisStore`).
+atomic script with its own reply or error. They go out on one connection of the pipeline's own, which
+redis-py opens and a hiredis Protocol then reads (`gateway.stores.wire`); everything else (INFO, PING,
+SCRIPT LOAD, cluster mode, the store without pipelining) is redis-py's. Cluster mode keeps one call
+per script (see `RedisStore`).
 
 Failures are never retried inside redis-py (``Retry(NoBackoff(), 0)``): a script whose reply was lost
 may have committed, and running it again would burn the nonce or take the quota twice. A dead
@@ -239,6 +242,6 @@ class RedisStore:
     async def aclose(self) -> None:
         await self._pending.aclose()
         if self._pipeline is not None:
-            await self._pipeline.drain()
+            await self._pipeline.aclose()
         with wrapped("close"):
             await self._client.aclose()
