@@ -70,6 +70,8 @@ class Wire(asyncio.Protocol, Generic[Item]):
                 if isinstance(reply, hiredis.ReplyError):
                     reply = reply_error(reply)
                 on_reply(sent.popleft(), reply)
+                if self._transport is None:  # closed by a reply's callback: the rest is nobody's
+                    return
                 reply = reader.gets()
         except (hiredis.ProtocolError, IndexError) as exc:  # garbage, or a reply nothing was sent for
             self.close(RedisConnectionError(f"the store's connection is out of sync: {exc!r}"))
