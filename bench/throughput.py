@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.apps import POLICY
 from bench.load import COMPILED_PYTHON, Load, is_compiled, redis_reads, server_pid, uvicorn_server, write_paths, wrk
-from bench.report import BARE, PROXY, latency_table, results_table
+from bench.report import BARE, PROXY, latency_table, redis_over_memory, results_table
 from bench.signed import v1_path, v3_line
 from tests.support.procfs import cpu_seconds
 from tests.support.redis import command, running_redis
@@ -178,6 +178,8 @@ def main() -> None:
     print(results_table(runs))
     print()
     print(latency_table(runs))
+    print()
+    print(redis_over_memory(runs))
 
 
 if __name__ == "__main__":
