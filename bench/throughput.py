@@ -83,6 +83,7 @@ class Measured:
     trips: list[float]
     cpu_us: dict[str, list[float]]  # "server", and "upstream" or "redis-server" where one took part
     alone: list[Load] = field(default_factory=list)  # one connection: latency without queueing
+    alone_cpu_us: list[float] = field(default_factory=list)  # the server's CPU per request, one connection
 
 
 def chosen(names: list[str] | None = None) -> tuple[Case, ...]:
@@ -148,8 +149,11 @@ def throughput(seconds: int, rounds: int, cases: tuple[Case, ...] = ()) -> dict[
             return load
 
         def alone(case: Case, lines: Path) -> Load:
+            # CPU, unlike latency, does not count the waits for a CPU that other processes hold.
+            cpu = cpu_seconds(pids[case.name])
             load = wrk(urls[case.name] + "/", seconds=seconds, connections=1, paths=lines)
             runs[case.name].alone.append(load)
+            runs[case.name].alone_cpu_us.append((cpu_seconds(pids[case.name]) - cpu) / max(load.requests, 1) * 1e6)
             return load
 
         print(f"throughput: wrk -t1 -c32 -d{seconds}s, {rounds} rounds, {len(cases)} servers up; warming up",
