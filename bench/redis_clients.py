@@ -8,7 +8,7 @@ redis-server. Each client runs it ``--calls`` times with 1 and with 32 calls in 
 awaiting one call each, as 32 concurrent requests do), in a fresh uvloop loop:
 
 * ``redis-py``: the registered script (`AsyncScript`) on the store's pooled client, one call per await;
-* ``redis-py pipeline``: the same client under main's batching (its pooled connection and streams, one
+* ``redis-py batched``: the same client under main's batching (its pooled connection and streams, one
   pipeline per event-loop turn): the store's pipeline before #14;
 * ``gateway``: `AutoPipeline` of this checkout, what the store sends now;
 * ``coredis`` and ``valkey-glide`` (Rust core, its own thread): EVALSHA through each one's client;
@@ -219,7 +219,7 @@ async def _floor(url: str) -> Opened:
 
 CLIENTS: dict[str, Callable[[str], Awaitable[Opened]]] = {
     "redis-py": _redis_py,
-    "redis-py pipeline": _redis_py_pipeline,
+    "redis-py batched": _redis_py_pipeline,
     "gateway": _gateway,
     "coredis": _coredis,
     "valkey-glide": _glide,
