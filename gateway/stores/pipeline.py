@@ -39,6 +39,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -164,9 +165,11 @@ class AutoPipeline:
         wire: Wire[_Call] = Wire(self._settle, self._lost)
         try:
             await open_wire(self._client, wire)
-        except Exception as exc:  # every call waiting for this connection fails with it: none was sent
+        except BaseException as exc:  # every call waiting for this connection fails with it: none was sent
             waiting, self._waiting = self._waiting, []
-            self._lost(waiting, exc)
+            self._lost(waiting, exc if isinstance(exc, Exception) else RedisConnectionError("connect cancelled"))
+            if not isinstance(exc, Exception):
+                raise
             return
         self._wire = wire
         waiting, self._waiting = self._waiting, []
