@@ -37,11 +37,32 @@ def results_table(runs: dict[str, Measured]) -> str:
 def latency_table(runs: dict[str, Measured]) -> str:
     alone = {name: median_load(measured.alone) for name, measured in runs.items() if measured.alone}
     bare = alone[BARE]
-    lines = ["| case | p50 ms | p99 ms | p50 × bare | p50 − bare p50 | non-2xx |", "|---|--:|--:|--:|--:|--:|"]
+    lines = ["| case | p50 ms | p99 ms | p50 × bare | p50 − bare p50 | server CPU µs/request | non-2xx |",
+             "|---|--:|--:|--:|--:|--:|--:|"]
     for name, load in alone.items():
+        cpu = runs[name].alone_cpu_us
         lines.append(f"| {name} | {load.p50_ms:.3f} | {load.p99_ms:.3f} | {load.p50_ms / bare.p50_ms:.2f} | "
-                     f"{(load.p50_ms - bare.p50_ms) * 1000:+.0f} µs | {load.non_2xx} |")
+                     f"{(load.p50_ms - bare.p50_ms) * 1000:+.0f} µs | "
+                     f"{statistics.median(cpu) if cpu else float('nan'):.0f} | {load.non_2xx} |")
     return "\n".join(lines)
+
+
+def redis_over_memory(runs: dict[str, Measured]) -> str:
+    """#14's one-connection figure: what Redis adds to the memory store's p50, against bare's own p50."""
+    alone = {name: median_load(measured.alone) for name, measured in runs.items() if measured.alone}
+    if BARE not in alone:
+        return ""
+    bare_us = alone[BARE].p50_ms * 1000
+    parts = [f"One connection: bare p50 {bare_us:.0f} µs"]
+    for memory, redis in (("V1 chain (memory store)", "V1 chain (Redis)"),
+                          ("V1 chain (memory store), compiled build", "V1 chain (Redis), compiled build")):
+        if memory in alone and redis in alone:
+            extra = (alone[redis].p50_ms - alone[memory].p50_ms) * 1000
+            cpu = [runs[name].alone_cpu_us for name in (redis, memory)]
+            more_cpu = statistics.median(cpu[0]) - statistics.median(cpu[1]) if all(cpu) else float("nan")
+            parts.append(f"{redis} p50 − {memory} p50 = {extra:+.0f} µs (target ≤ 70 µs, and ≤ bare's p50), "
+                         f"server CPU {more_cpu:+.0f} µs/request")
+    return "; ".join(parts) + "."
 
 
 def targets(runs: dict[str, Measured], verify: float | None) -> list[tuple[str, str, str, bool]]:
@@ -71,6 +92,12 @@ def targets(runs: dict[str, Measured], verify: float | None) -> list[tuple[str, 
             value = alone[name].p50_ms / alone[BARE].p50_ms
             rows.append((f"p50 of the {name} vs bare p50 (one connection)", "≤ 2.00×", f"{value:.2f}×",
                          value <= 2.0))
+    alone_memory, alone_redis = alone.get("V1 chain (memory store)"), alone.get("V1 chain (Redis)")
+    if alone_memory and alone_redis and BARE in alone:
+        extra = (alone_redis.p50_ms - alone_memory.p50_ms) * 1000
+        ceiling = min(70.0, alone[BARE].p50_ms * 1000)
+        rows.append(("p50 of the V1 chain (Redis) − memory p50 (one connection)", f"≤ {ceiling:.0f} µs "
+                     "(70 µs, or bare's p50 if less)", f"{extra:+.0f} µs", extra <= ceiling))
     if verify is not None:
         rows.append(("one V1 verification (10 parameters)", "≤ 12 µs", f"{verify:.1f} µs", verify <= 12))
     return rows

@@ -25,7 +25,7 @@ from typing import Any
 
 from bench import inprocess
 from bench.load import HERE, describe_run
-from bench.report import BARE, growth_markdown, latency_table, medians, results_table, targets
+from bench.report import BARE, growth_markdown, latency_table, medians, redis_over_memory, results_table, targets
 from tests.support.servers import ROOT
 
 RESULTS = HERE / "results"
@@ -63,7 +63,7 @@ def throughput_section(seconds: int, rounds: int) -> tuple[list[str], Any]:
           "### Latency without queueing", "",
           f"The same servers, one connection (wrk -t1 -c1 -d{seconds}s, {rounds} alternating rounds, medians): "
           "each request waits for none other, so its latency is the path's own.", "",
-          latency_table(runs), "",
+          latency_table(runs), "", redis_over_memory(runs), "",
           f"Auto-pipelining: V1 on Redis {pipelined.rps / loads[BARE].rps:.2f}× bare with it, "
           f"{unpipelined.rps / loads[BARE].rps:.2f}× without ({pipelined.rps / unpipelined.rps:.2f}× "
           "the requests/s).", ""]

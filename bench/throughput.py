@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.apps import POLICY
 from bench.load import COMPILED_PYTHON, Load, is_compiled, redis_reads, server_pid, uvicorn_server, write_paths, wrk
-from bench.report import BARE, PROXY, latency_table, results_table
+from bench.report import BARE, PROXY, latency_table, redis_over_memory, results_table
 from bench.signed import v1_path, v3_line
 from tests.support.procfs import cpu_seconds
 from tests.support.redis import command, running_redis
@@ -83,6 +83,7 @@ class Measured:
     trips: list[float]
     cpu_us: dict[str, list[float]]  # "server", and "upstream" or "redis-server" where one took part
     alone: list[Load] = field(default_factory=list)  # one connection: latency without queueing
+    alone_cpu_us: list[float] = field(default_factory=list)  # the server's CPU per request, one connection
 
 
 def chosen(names: list[str] | None = None) -> tuple[Case, ...]:
@@ -148,8 +149,11 @@ def throughput(seconds: int, rounds: int, cases: tuple[Case, ...] = ()) -> dict[
             return load
 
         def alone(case: Case, lines: Path) -> Load:
+            # CPU, unlike latency, does not count the waits for a CPU that other processes hold.
+            cpu = cpu_seconds(pids[case.name])
             load = wrk(urls[case.name] + "/", seconds=seconds, connections=1, paths=lines)
             runs[case.name].alone.append(load)
+            runs[case.name].alone_cpu_us.append((cpu_seconds(pids[case.name]) - cpu) / max(load.requests, 1) * 1e6)
             return load
 
         print(f"throughput: wrk -t1 -c32 -d{seconds}s, {rounds} rounds, {len(cases)} servers up; warming up",
@@ -178,6 +182,8 @@ def main() -> None:
     print(results_table(runs))
     print()
     print(latency_table(runs))
+    print()
+    print(redis_over_memory(runs))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.rates import Rate
@@ -32,6 +31,7 @@ from gateway.stores import (
     open_store,
     pipeline,
 )
+from gateway.stores.wire import Wire
 from tests.support.redis import running_redis, wait_window
 
 HOUR = 3_600_000
@@ -62,17 +62,16 @@ async def store(redis_url: str) -> AsyncIterator[RedisStore]:
 
 @pytest.fixture
 def writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
-    """Every write of script calls (the store's; the inspecting client sends INFO, HELLO and such)."""
+    """Every write of script calls on the store's connection (gateway/stores/wire.py)."""
     sent: list[bytes] = []
-    send = Connection.send_packed_command
+    write = Wire.write
 
-    async def counting(self: Connection, command: Any, check_health: bool = True) -> None:
-        payload = command if isinstance(command, bytes) else b"".join(command)
-        if b"EVALSHA" in payload:
-            sent.append(payload)
-        await send(self, command, check_health)
+    def counting(self: Wire[Any], data: bytes, items: list[Any]) -> None:
+        if b"EVALSHA" in data:
+            sent.append(data)
+        write(self, data, items)
 
-    monkeypatch.setattr(Connection, "send_packed_command", counting)
+    monkeypatch.setattr(Wire, "write", counting)
     yield sent
 
 
@@ -167,23 +166,27 @@ async def test_an_error_in_the_middle_of_a_batch_fails_only_its_call(store: Redi
 async def test_a_connection_lost_mid_batch_fails_the_calls_without_a_reply(
     store: RedisStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    read = Connection.read_response
-    reads = 0
+    wire = store._pipeline._wire if store._pipeline is not None else None  # opened by the fixture's admit
+    assert wire is not None
+    settle = wire._on_reply
+    replies = 0
 
-    async def breaking(self: Connection, *args: Any, **kwargs: Any) -> Any:
-        nonlocal reads
-        reads += 1
-        if reads == 11:  # the socket dies after ten replies of the batch were read
-            await self.disconnect()
-            raise RedisConnectionError("connection lost (injected)")
-        return await read(self, *args, **kwargs)
+    def breaking(call: Any, reply: Any) -> None:
+        nonlocal replies
+        replies += 1
+        if replies == 11:  # the socket dies after ten replies of the batch were read
+            assert wire is not None
+            wire.sent.appendleft(call)  # its reply never arrived
+            wire.close(RedisConnectionError("connection lost (injected)"))
+            return
+        settle(call, reply)
 
-    monkeypatch.setattr(Connection, "read_response", breaking)
+    monkeypatch.setattr(wire, "_on_reply", breaking)
     tickets = [ticket(nonce=f"AK:mid-{i}") for i in range(20)]
     results = await gather(store, tickets)
     monkeypatch.undo()
     assert all(isinstance(r, Verdict) and r.outcome is Outcome.ADMITTED for r in results[:10])
-    assert all(isinstance(r, StoreUnavailable) for r in results[10:])
+    assert all(isinstance(r, StoreUnavailable) for r in results[10:]), results
     # Redis ran all twenty: a call without its reply may well have committed, which is why none is
     # retried; its nonce is spent, so a replay of it is still refused.
     assert tally(await gather(store, tickets)) == {Outcome.NONCE_USED: 20}

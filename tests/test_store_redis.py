@@ -32,6 +32,7 @@ from gateway.stores import (
     Ticket,
     open_store,
 )
+from gateway.stores.wire import Wire
 from tests.support.redis import RedisClusterNodes, RedisServer, command, free_port, running_redis, wait_window
 
 HOUR = 3_600_000
@@ -160,6 +161,13 @@ async def test_one_round_trip_per_admitted_request(
 
     before = await evalsha_calls()
     monkeypatch.setattr(Connection, "send_packed_command", counting)
+    write = Wire.write
+
+    def counting_wire(self: Wire[Any], data: bytes, items: list[Any]) -> None:
+        sent.append(data)  # the pipeline's own connection (gateway/stores/wire.py)
+        write(self, data, items)
+
+    monkeypatch.setattr(Wire, "write", counting_wire)
     for i in range(20):
         claim = IdempotencyClaim(f"tok-{i}", "o", "f", 30_000) if i % 2 else None
         verdict = await store.admit(

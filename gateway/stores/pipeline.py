@@ -4,43 +4,46 @@ Each awaited redis-py command costs tens of microseconds of client CPU (a pooled
 given back, a write with its own timeout task, a read with its own timeout) and one ``send`` syscall,
 which on loopback also runs the server side's TCP receive path. Under load many requests reach their
 `admit` in the same event-loop turn; as ioredis and Lettuce do, `AutoPipeline` queues their calls
-and sends them together:
+and sends them together, on one connection of its own (`gateway.stores.wire`: opened by redis-py,
+then read by a Protocol with `hiredis.Reader`, no stream, no pool, no task per batch):
 
 * `AutoPipeline.call` queues an ``EVALSHA`` and awaits a future; the first call of a turn schedules
-  a flush with ``loop.call_soon``, so everything queued during that turn leaves together;
-* the flush writes the batch as one pipeline (``transaction=False``: no MULTI/EXEC; each script is
-  atomic on its own, and one failing call must not abort the others) on one pooled connection and
-  reads the replies in order, resolving each future with its own reply or its own error;
+  a flush with ``loop.call_soon``, so everything queued during that turn leaves in one write (no
+  MULTI/EXEC: each script is atomic on its own, and one failing call must not abort the others);
+  the replies arrive in order, each resolving its own call's future with its reply or its error;
 * a ``NOSCRIPT`` reply (a restarted or flushed server) means that script did not run: it is loaded
-  and the calls that got ``NOSCRIPT`` are sent again, once;
-* a connection error or timeout fails every call of the batch that has no reply yet: any of them
+  (through redis-py) and the calls that got ``NOSCRIPT`` are sent again, once;
+* a lost connection or a timeout fails every call written on it that has no reply yet: any of them
   may have run, so none is retried (the same rule as ``Retry(NoBackoff(), 0)`` in the store); the
-  calls answered before it keep their replies;
+  calls answered before keep their replies. The next flush opens a new connection: the store
+  recovers by itself, and a server that restarted closes the old one as it goes (its EOF);
 * a call may carry an *undo* (the store's lease release for an admit holding a ClientToken): when its
   reply is lost to a timeout, the undo is written behind it on the same connection before that is
-  dropped. Redis runs a connection's commands in order, so a stalled server that wakes up runs the
+  closed. Redis runs a connection's commands in order, so a stalled server that wakes up runs the
   abandoned admit and then its undo, before anything sent to it later. It is sent with ``EVAL``
   (the text, not the SHA): the script cache may be empty, and nobody reads that reply.
 
 What a caller gets is what an unbatched call would give: the script's reply, or the redis-py error
-(`RedisStore` wraps it into `StoreUnavailable`, at its one boundary). The write, and the replies of a
-batch all together, are each bounded by the client's ``socket_timeout`` (the store's timeout), so a
-caller waits one timeout at most, wherever it sits in its batch; a batch holds at most 512 calls,
-which Redis answers in milliseconds. Taking a pooled connection keeps the pool's own bound. A caller
-cancelled while queued is dropped from its batch before it is sent.
+(`RedisStore` wraps it into `StoreUnavailable`, at its one boundary). The replies of a batch all
+together are bounded by the client's ``socket_timeout`` (the store's timeout) from its write, so a
+caller waits one timeout at most, wherever it sits in its batch (opening the connection is bounded by
+redis-py's connect timeout); a batch holds at most 512 calls, which Redis answers in milliseconds.
+A caller cancelled while queued is dropped from its batch before it is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.stores.wire import Wire, open_wire
 
 Arg = str | int | bytes
 #: A call to write behind another whose reply was lost: script, keys, args.
@@ -68,7 +71,7 @@ _MAX_BATCH = 512
 
 
 class _Call:
-    __slots__ = ("args", "future", "keys", "script", "undo")
+    __slots__ = ("args", "future", "keys", "retried", "script", "timer", "undo")
 
     def __init__(
         self,
@@ -83,16 +86,22 @@ class _Call:
         self.args = args
         self.future = future
         self.undo = undo
+        self.retried = False  # sent again after NOSCRIPT
+        self.timer: asyncio.TimerHandle | None = None  # on the last call of a batch: its replies' deadline
 
 
 class AutoPipeline:
-    """Batches the script calls made on ``client`` during one event-loop turn into one pipeline."""
+    """Batches the script calls made on ``client``'s server during one event-loop turn into one write."""
 
     def __init__(self, client: Redis) -> None:
         self._client = client
+        self._timeout = float(client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0)
         self._queue: list[_Call] = []
-        # Batches in flight: referenced so they are not garbage-collected, and awaited by `drain`.
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._wire: Wire[_Call] | None = None
+        self._waiting: list[_Call] = []  # flushed while the connection opens
+        self._missing: list[_Call] = []  # refused with NOSCRIPT, to send again once loaded
+        # Connecting and reloading scripts: referenced so they are not garbage-collected, awaited by `drain`.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def call(
         self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg], *, undo: Undo | None = None
@@ -108,106 +117,110 @@ class AutoPipeline:
 
     async def drain(self) -> None:
         """Wait until every call made so far is answered (before the client is closed)."""
-        while self._queue or self._in_flight:
-            if self._in_flight:
-                await asyncio.gather(*self._in_flight, return_exceptions=True)
-            else:
+        while True:
+            wire = self._wire
+            pending = [call.future for call in (*self._waiting, *(wire.sent if wire is not None else ()))]
+            if self._tasks or pending:
+                await asyncio.gather(*self._tasks, *pending, return_exceptions=True)
+            elif self._queue:
                 await asyncio.sleep(0)  # the flush is scheduled: let it run
+            else:
+                return
+
+    async def aclose(self) -> None:
+        """Answer what was asked, then close the connection."""
+        await self.drain()
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.close(RedisTimeoutError("the store was closed"))
 
     def _flush(self) -> None:
         queued, self._queue = self._queue, []
-        queued = [call for call in queued if not call.future.done()]  # cancelled while queued
-        # A burst larger than _MAX_BATCH goes out as several pipelines on as many connections, so
+        self._send([call for call in queued if not call.future.done()])  # done: cancelled while queued
+
+    def _send(self, calls: list[_Call]) -> None:
+        if not calls:
+            return
+        wire = self._wire
+        if wire is None or not wire.is_open:
+            if not self._waiting:
+                self._start(self._open())
+            self._waiting += calls
+            return
+        loop = asyncio.get_running_loop()
+        # A burst larger than _MAX_BATCH goes out as several writes, each with its own deadline, so
         # that no batch's replies take long enough to approach the timeout that bounds them.
-        for start in range(0, len(queued), _MAX_BATCH):
-            task = asyncio.ensure_future(self._send(queued[start : start + _MAX_BATCH]))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+        for start in range(0, len(calls), _MAX_BATCH):
+            batch = calls[start : start + _MAX_BATCH]
+            wire.write(b"".join([_pack(("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args)) for c in batch]),
+                       batch)
+            batch[-1].timer = loop.call_later(self._timeout, self._expire, wire, batch[-1])
 
-    async def _send(self, batch: list[_Call]) -> None:
+    def _start(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _open(self) -> None:
+        wire: Wire[_Call] = Wire(self._settle, self._lost)
         try:
-            missing = await self._execute(batch, retry=False)
-            if missing:
-                # NOSCRIPT: the script did not run, so sending those calls again runs each once.
-                for script in {id(call.script): call.script for call in missing}.values():
-                    await self._client.script_load(script.script)
-                await self._execute(missing, retry=True)
-        except asyncio.CancelledError:
-            for call in batch:
-                call.future.cancel()
-            raise
-        except Exception as exc:  # the connection failed: whoever has no reply yet fails with it
-            for call in batch:
-                if not call.future.done():
-                    call.future.set_exception(exc)
+            await open_wire(self._client, wire)
+        except BaseException as exc:  # every call waiting for this connection fails with it: none was sent
+            waiting, self._waiting = self._waiting, []
+            self._lost(waiting, exc if isinstance(exc, Exception) else RedisConnectionError("connect cancelled"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._wire = wire
+        waiting, self._waiting = self._waiting, []
+        self._send([call for call in waiting if not call.future.done()])
 
-    async def _execute(self, batch: list[_Call], *, retry: bool) -> list[_Call]:
-        """One write of the whole batch on one pooled connection, then the replies in order, each
-        settling its own call at once. Returns the calls refused with NOSCRIPT (unless ``retry``).
+    def _settle(self, call: _Call, reply: Any) -> None:
+        if call.timer is not None:
+            call.timer.cancel()
+        if isinstance(reply, NoScriptError) and not call.retried:
+            call.retried = True
+            if not self._missing:
+                self._start(self._reload())
+            self._missing.append(call)
+        elif not call.future.done():  # else its caller was cancelled
+            if isinstance(reply, Exception):
+                call.future.set_exception(reply)
+            else:
+                call.future.set_result(reply)
 
-        redis-py's `Pipeline` would do the same, but packs each argument in Python (half the client
-        CPU of a batch, measured) and adds per-command bookkeeping; hiredis packs a command in ~1 µs.
-        """
-        missing: list[_Call] = []
-        pool = self._client.connection_pool
-        conn: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        answered = 0
+    async def _reload(self) -> None:
+        """NOSCRIPT: the script did not run, so sending those calls again runs each once."""
+        await asyncio.sleep(0)  # the rest of the batch's replies, read in the same turn, join in
+        missing, self._missing = self._missing, []
         try:
-            await conn.send_packed_command(
-                b"".join([_pack(("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args)) for c in batch])
-            )
-            # One bound for the batch's replies as a whole, so that a server trickling replies cannot
-            # hold the last caller for one timeout per call. The reads themselves get none of their own
-            # (timeout=inf, redis-py's "no timeout"): a timeout context per read was ~9 % of a
-            # worker's CPU on the Redis bench (bench/profile_load.py: asyncio.timeout, reschedule,
-            # current_task), once per request since every reply is one read.
-            async with asyncio.timeout(conn.socket_timeout):
-                for call in batch:
-                    try:
-                        # Not dropped by redis-py on error: the undos go out on it first (below).
-                        reply = await conn.read_response(timeout=math.inf, disconnect_on_error=False)
-                    except NoScriptError as exc:
-                        if not retry:
-                            missing.append(call)
-                            answered += 1
-                            continue
-                        reply = exc
-                    except ResponseError as exc:  # this call's own error; the connection stays in sync
-                        reply = exc
-                    answered += 1
-                    _settle(call.future, reply)
-        except BaseException:
-            # Replies are left unread: the connection is never pooled again.
-            await _send_undos(conn, batch[answered:])
-            await conn.disconnect(nowait=True)
-            raise
-        finally:
-            await pool.release(conn)
-        return missing
+            for script in {id(call.script): call.script for call in missing}.values():
+                await self._client.script_load(script.script)
+        except Exception as exc:
+            self._lost(missing, exc)
+            return
+        self._send([call for call in missing if not call.future.done()])
 
+    def _expire(self, wire: Wire[_Call], last: _Call) -> None:
+        """``last``'s batch went unanswered for the timeout: the server is stalled or unreachable."""
+        if last.timer is None or last.timer.cancelled():
+            return
+        unanswered = list(wire.sent)
+        undos = [call.undo for call in unanswered if call.undo is not None]
+        if undos and wire.is_open:
+            wire.write(b"".join([_pack(("EVAL", _text(s), len(keys), *keys, *args)) for s, keys, args in undos]), [])
+        if self._wire is wire:
+            self._wire = None
+        wire.close(RedisTimeoutError(f"Timeout reading from the store ({self._timeout} s)"))
 
-async def _send_undos(conn: AbstractConnection, unanswered: list[_Call]) -> None:
-    undos = [call.undo for call in unanswered if call.undo is not None]
-    if not undos or not conn.is_connected:
-        return
-    try:
-        await conn.send_packed_command(
-            b"".join([_pack(("EVAL", _text(s), len(keys), *keys, *args)) for s, keys, args in undos]),
-            check_health=False,
-        )
-    except Exception:  # best effort: the store also retries these releases in the background
-        return
+    def _lost(self, calls: list[_Call], exc: Exception) -> None:
+        for call in calls:
+            if call.timer is not None:
+                call.timer.cancel()
+            if not call.future.done():
+                call.future.set_exception(exc)
 
 
 def _text(script: AsyncScript) -> str | bytes:
     text = script.script
     return bytes(text) if isinstance(text, memoryview) else text
-
-
-def _settle(future: asyncio.Future[Any], reply: Any) -> None:
-    if future.done():  # its caller was cancelled
-        return
-    if isinstance(reply, Exception):
-        future.set_exception(reply)
-    else:
-        future.set_result(reply)

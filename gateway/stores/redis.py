@@ -19,7 +19,10 @@ gets FLOW_LIMITED, not NONCE_USED. Single-node Redis does everything in one call
 
 On a single node the script calls of concurrent requests are auto-pipelined (`gateway.stores.pipeline`):
 the calls made during one event-loop turn leave in one write and share one round trip, each still one
-atomic script with its own reply or error. Cluster mode keeps one call per script (see `RedisStore`).
+atomic script with its own reply or error. They go out on one connection of the pipeline's own, which
+redis-py opens and a hiredis Protocol then reads (`gateway.stores.wire`); everything else (INFO, PING,
+SCRIPT LOAD, cluster mode, the store without pipelining) is redis-py's. Cluster mode keeps one call
+per script (see `RedisStore`).
 
 Failures are never retried inside redis-py (``Retry(NoBackoff(), 0)``): a script whose reply was lost
 may have committed, and running it again would burn the nonce or take the quota twice. A dead
@@ -66,11 +69,37 @@ from gateway.stores.clients import cluster_client, pooled_client
 from gateway.stores.keys import Keys
 from gateway.stores.pipeline import Arg, AutoPipeline, Undo
 from gateway.stores.releases import PendingReleases
-from gateway.stores.scripts import Scripts, admitted, read_verdict, wrapped
+from gateway.stores.scripts import BACKEND_ERRORS, Scripts, admitted, read_verdict, unavailable, wrapped
 
 log = logging.getLogger("gateway.stores")
 
 _HISTORY_TTL_MS = 7 * 86_400_000
+
+def admit_call(
+    names: Keys, ticket: Ticket, flows: Sequence[Take], quotas: Sequence[Take], *, scoped: bool, run_id: str
+) -> tuple[list[str], list[Arg], list[str]]:
+    """admit.lua's KEYS and ARGV for ``ticket`` (its header says what each is), and the ClientToken's
+    key pair (empty without a claim): what a release of its lease touches."""
+    tag = names.tag(ticket.scope)
+    nonce = ticket.nonce if scoped else None
+    claim = ticket.idempotency if scoped else None
+    keys = [f"{tag}:n:{nonce}", f"{tag}:h"] if nonce is not None else []
+    args: list[Arg] = [int(nonce is not None), ticket.nonce_ttl_ms, ticket.timestamp_ms, run_id,
+                       NONCE_HISTORY_GRACE_MS, NONCE_HISTORY_SETTLE_MS, _HISTORY_TTL_MS,
+                       len(flows), len(quotas), int(claim is not None)]
+    for take in flows:
+        keys.append(names.flow(take.key))
+        args += (take.rate.limit, take.rate.period_ms)
+    for take in quotas:
+        keys.append(f"{tag}:q:{take.key}")
+        args += (take.rate.limit, take.rate.period_ms)
+    token_keys: list[str] = []
+    if claim is not None:
+        token_keys = [f"{tag}:i:{claim.token}", f"{tag}:c:{claim.lease}"]
+        keys += token_keys
+        args += (claim.owner, claim.fingerprint, claim.lease_ms, claim.lease)
+    return keys, args, token_keys
+
 
 class RedisStore:
     """`Store` over a ``redis.asyncio`` client (a pooled `Redis` or a `RedisCluster`), which it owns
@@ -106,8 +135,10 @@ class RedisStore:
         return cls(cluster_client(url, timeout), prefix=prefix)
 
     async def admit(self, ticket: Ticket) -> Verdict:
-        flows = [take for take in ticket.takes if take.kind == "flow"]
-        quotas = [take for take in ticket.takes if take.kind == "quota"]
+        flows: list[Take] = []
+        quotas: list[Take] = []
+        for take in ticket.takes:
+            (flows if take.kind == "flow" else quotas).append(take)
         if self._cluster and flows:
             return await self._admit_in_cluster(ticket, flows, quotas)
         return await self._call_admit(ticket, flows, quotas, scoped=True)
@@ -145,22 +176,10 @@ class RedisStore:
     async def _call_admit(
         self, ticket: Ticket, flows: Sequence[Take], quotas: Sequence[Take], *, scoped: bool
     ) -> Verdict:
-        tag = self._keys.tag(ticket.scope)
-        nonce = ticket.nonce if scoped else None
+        keys, args, token_keys = admit_call(self._keys, ticket, flows, quotas, scoped=scoped, run_id=self._run_id)
         claim = ticket.idempotency if scoped else None
-        keys = [f"{tag}:n:{nonce}", f"{tag}:h"] if nonce is not None else []
-        keys += [self._keys.flow(take.key) for take in flows]
-        keys += [f"{tag}:q:{take.key}" for take in quotas]
-        args: list[Arg] = [int(nonce is not None), ticket.nonce_ttl_ms, ticket.timestamp_ms, self._run_id]
-        args += [NONCE_HISTORY_GRACE_MS, NONCE_HISTORY_SETTLE_MS, _HISTORY_TTL_MS]
-        args += [len(flows), len(quotas), int(claim is not None)]
-        for take in (*flows, *quotas):
-            args += [take.rate.limit, take.rate.period_ms]
         undo: Undo | None = None
         if claim is not None:
-            token_keys = self._keys.token_pair(ticket.scope, claim)
-            keys += token_keys
-            args += [claim.owner, claim.fingerprint, claim.lease_ms, claim.lease]
             undo = (self._scripts.release, token_keys, [claim.lease, claim.lease_ms])
         try:
             reply = await self._run(self._scripts.admit, "admit", keys, args, undo=undo)
@@ -183,7 +202,7 @@ class RedisStore:
     async def _run(
         self, script: AsyncScript, operation: str, keys: list[str], args: Sequence[Arg], undo: Undo | None = None
     ) -> Any:
-        with wrapped(operation):
+        try:  # not `wrapped`: a context manager costs a few µs per request
             if self._pipeline is not None:
                 return await self._pipeline.call(script, keys, args, undo=undo)
             if isinstance(self._client, RedisCluster):
@@ -192,6 +211,8 @@ class RedisStore:
                 # connections they are reading from. Learning the map first is a no-op once known.
                 await self._client.initialize()
             return await script(keys=keys, args=args)
+        except BACKEND_ERRORS as exc:
+            raise unavailable(operation, exc) from exc
 
     async def store_answer(
         self, scope: str, claim: IdempotencyClaim, answer: StoredAnswer, ttl_ms: int
@@ -225,6 +246,6 @@ class RedisStore:
     async def aclose(self) -> None:
         await self._pending.aclose()
         if self._pipeline is not None:
-            await self._pipeline.drain()
+            await self._pipeline.aclose()
         with wrapped("close"):
             await self._client.aclose()

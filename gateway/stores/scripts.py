@@ -29,20 +29,25 @@ _OUTCOMES = (
     Outcome.HISTORY_STARTING,
     Outcome.TOKEN_CANCELLED,
 )
-_BACKEND_ERRORS = (RedisError, RedisClusterException, OSError)
+BACKEND_ERRORS = (RedisError, RedisClusterException, OSError)
 
 
 def script_text(name: str) -> str:
     return resources.files("gateway.stores").joinpath("lua", name).read_text(encoding="utf-8")
 
 
+def unavailable(operation: str, exc: BaseException) -> StoreUnavailable:
+    """The one place a backend failure (one of `BACKEND_ERRORS`) becomes `StoreUnavailable`."""
+    return StoreUnavailable(f"redis {operation} failed: {type(exc).__name__}: {exc}")
+
+
 @contextmanager
 def wrapped(operation: str) -> Iterator[None]:
-    """The one place a backend failure becomes `StoreUnavailable`."""
+    """`unavailable` around a block."""
     try:
         yield
-    except _BACKEND_ERRORS as exc:
-        raise StoreUnavailable(f"redis {operation} failed: {type(exc).__name__}: {exc}") from exc
+    except BACKEND_ERRORS as exc:
+        raise unavailable(operation, exc) from exc
 
 
 class Scripts:

@@ -19,7 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 
 import pytest
@@ -67,7 +67,7 @@ def _cluster_ok(port: int) -> bool:
 class RedisServer:
     """One private redis-server; ``stop()`` then ``start()`` brings it back on the same port."""
 
-    def __init__(self, port: int | None = None, *, cluster: bool = False) -> None:
+    def __init__(self, port: int | None = None, *, cluster: bool = False, extra: Sequence[str] = ()) -> None:
         if REDIS_SERVER is None:
             raise RuntimeError("redis-server is not installed")
         self.port = port or free_port(cluster_bus=cluster)
@@ -76,6 +76,7 @@ class RedisServer:
         self._argv += ["--save", "", "--appendonly", "no", "--dir", self._dir.name]
         if cluster:
             self._argv += [*_CLUSTER_NODE_ARGS]
+        self._argv += extra  # e.g. a unix socket or a TLS port besides the plain one
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
