@@ -15,13 +15,14 @@ from gateway.checks.access import Access
 from gateway.checks.caller import KnownApi, Timestamp, known_key, signature
 from gateway.checks.host import Host
 from gateway.checks.owner import account_state, owner
-from gateway.checks.params import Params
+from gateway.checks.params import COMMON_PARAMETERS, Params
 from gateway.checks.request import SignatureProtocol, nonce_shape, required
 from gateway.parse import Parser
 from gateway.policy import Policy
 from gateway.resources import ResourceResolver
 from gateway.settings import Settings
 from gateway.stores import Store
+from gateway.sts.keys import STS_PARAMETERS, TemporaryKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,16 +35,18 @@ class Chain:
 def build_chain(settings: Settings, policy: Policy, store: Store, resolver: ResourceResolver) -> Chain:
     return Chain(
         # UnsupportedHTTPMethod (before the body is read), then InvalidParameter (bad input)
-        Parser(policy, max_body_bytes=settings.max_body_bytes),
+        Parser(policy, max_body_bytes=settings.max_body_bytes,
+               temporary=TemporaryKeys(policy, policy.sts) if policy.sts is not None else None),
         (
             *((Host(settings.hosts),) if settings.hosts else ()),   # InvalidParameter (GATEWAY_HOSTS)
             required,                                               # MissingParameter
             SignatureProtocol(v1_methods=settings.signature_methods),  # InvalidParamater
             KnownApi(policy.apis),                                  # InvalidParameter (Action or Version)
-            known_key,                                              # InvalidAccessKeyId.NotFound, Disabled
+            known_key,  # InvalidAccessKeyId.NotFound, Disabled; MissingSecurityToken, InvalidSecurityToken.*
             signature,                                              # IncompleteSignature
             # Declared parameters only once a key is proven: patterns and numbers are work (#16 item 18).
-            Params(max_repeated=settings.max_repeated),             # UnsupportedParameter, InvalidParameter
+            Params(max_repeated=settings.max_repeated,              # UnsupportedParameter, InvalidParameter
+                   common=COMMON_PARAMETERS | STS_PARAMETERS if policy.sts is not None else COMMON_PARAMETERS),
             Timestamp(skew=settings.timestamp_skew),                # IllegalTimestamp
             nonce_shape,                                            # InvalidParameter (claimed in admit)
             owner,                                                  # InvalidOwner*, MissingParameter (403)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING
 
 from starlette.types import Receive
 
@@ -18,6 +19,9 @@ from gateway.errors import BadInput, ClientDisconnected, GatewayError
 from gateway.parsing import parse_into
 from gateway.policy import Policy
 from gateway.signing import parse_v3_authorization
+
+if TYPE_CHECKING:
+    from gateway.sts.keys import TemporaryKeys
 
 ALLOWED_METHODS = frozenset({"GET", "POST"})
 FORM = "application/x-www-form-urlencoded"
@@ -93,10 +97,11 @@ def _one_api(params: Mapping[str, str], headers: Mapping[str, str]) -> None:
 class Parser:
     """GET and POST only (checked before the body is read), the body under its size limit, then the `Call`."""
 
-    def __init__(self, policy: Policy, *, max_body_bytes: int) -> None:
+    def __init__(self, policy: Policy, *, max_body_bytes: int, temporary: TemporaryKeys | None = None) -> None:
         self.max_body = max_body_bytes
         self.api = policy.api
         self.keys = policy.access_keys
+        self.temporary = temporary  # with [sts]: temporary keys, resolved from their SecurityToken
 
     def __call__(self, exchange: Exchange) -> Call | Awaitable[Call]:
         if exchange.method not in ALLOWED_METHODS:
@@ -156,11 +161,16 @@ class Parser:
         if not authorization.startswith("ACS3-"):
             _one_api(params, headers)
             action, version, key_id = params.get("Action"), params.get("Version"), params.get("AccessKeyId")
+            key = self.keys.get(key_id or "")
+            refusal = None
+            temporary = self.temporary
+            if temporary is not None and key_id is not None and (key is None or "SecurityToken" in params):
+                key, refusal = temporary.resolve(key_id, key, params.get("SecurityToken"))
             return Call(
                 exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
                 query, params, body, params.get("SignatureVersion"), action, version, key_id,
                 params.get("Signature"), params.get("SignatureMethod"), params.get("SignatureNonce"),
-                params.get("Timestamp"), None, self.api(version or "", action or ""), self.keys.get(key_id or ""),
+                params.get("Timestamp"), None, self.api(version or "", action or ""), key, refusal,
             )
         try:
             auth = parse_v3_authorization(authorization)
@@ -175,9 +185,17 @@ class Parser:
             # V3 carries no Format: JSON unless the Accept header asks for XML (CONTRACT §3).
             answer_format = "XML" if "xml" in headers.get("accept", "").lower() else "JSON"
         action, version = headers.get("x-acs-action"), headers.get("x-acs-version")
+        key = self.keys.get(auth.access_key_id)
+        refusal = None
+        temporary = self.temporary
+        if temporary is not None and (key is None or "x-acs-security-token" in headers):
+            token = headers.get("x-acs-security-token")
+            key, refusal = temporary.resolve(auth.access_key_id, key, token)
+            if token is not None and "x-acs-security-token" not in auth.signed_headers:
+                key, refusal = None, Err.INCOMPLETE_SIGNATURE  # an unsigned token could be swapped
         return Call(
             exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
             query, params, body, "3", action, version, auth.access_key_id, auth.signature, auth.algorithm,
             headers.get("x-acs-signature-nonce"), headers.get("x-acs-date"), auth,
-            self.api(version or "", action or ""), self.keys.get(auth.access_key_id),
+            self.api(version or "", action or ""), key, refusal,
         )
