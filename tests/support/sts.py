@@ -25,6 +25,7 @@ ENVIRON = {"GATEWAY_TEST_STS_KEY": SIGNING_KEY}
 STS_VERSION = "2015-04-01"
 ACCOUNT = 1111
 SECRETS = {"LTAIroot": "root-secret", "LTAIdev": "dev-secret", "LTAIintern": "intern-secret",
+           "LTAIauditor": "auditor-secret",
            "LTAIquota": "quota-secret", "LTAIbob": "bob-secret"}
 
 
