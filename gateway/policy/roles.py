@@ -40,7 +40,9 @@ ASSUME_ROLE_API = ApiSpec(
         _param("RoleSessionName", required=True, max_length=1024),
         _param("DurationSeconds", max_length=32),
         _param("Policy", max_length=32768),
-        _param("ExternalId", max_length=1024),  # sent by alibabacloud-credentials when configured; unused
+        # Sent by the SDKs when configured; accepted and not used (no cross-account trust, no source identity).
+        _param("ExternalId", max_length=1024),
+        _param("SourceIdentity", max_length=1024),
     )}),
     required=("RoleArn", "RoleSessionName"),
 )
