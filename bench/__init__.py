@@ -8,7 +8,8 @@ Drivers (each one's docstring tells its method):
 * ``profile_load`` py-spy samples of a saturated worker, by package;
 * ``inprocess``    no server: one verification, a whole request, each step of the chain, Redis client CPU;
 * ``growth``       cost against request size and the number of access keys, start-up against the policy;
-* ``memory``       bytes per nonce in the memory store, and that it stays bounded.
+* ``memory``       bytes per nonce in the memory store, and that it stays bounded;
+* ``sts``          an STS-signed V1 request against a plain one, and a token's first verification.
 
 Shared parts: ``apps`` (the served apps), ``signed`` (pre-signed requests), ``load`` (uvicorn processes,
 wrk, medians), ``report`` (the markdown tables), ``chart`` (matplotlib). Ports, readiness polls, redis-server
