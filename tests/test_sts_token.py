@@ -235,7 +235,7 @@ def test_the_cache_is_bounded(temporary: TemporaryKeys) -> None:
 def test_the_policy_file_in_the_readme_loads(tmp_path: Path) -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     section = readme.split("## Temporary credentials", 1)[1]
-    block = section.split("```toml", 1)[1].split("```", 1)[0]
+    block = section.split("<<'TOML'\n", 1)[1].split("\nTOML\n", 1)[0]
     (tmp_path / "policy.toml").write_text(block)
     policy = parse_policy(block, "readme", {"GATEWAY_STS_KEY": "00" * 32})
     assert policy.sts is not None and policy.roles
