@@ -129,3 +129,41 @@ def test_the_sts_endpoint_is_reached_over_tls(endpoint: str, monkeypatch: pytest
                                              sts_endpoint=endpoint)
     with pytest.raises(Exception, match=r"(?i)certificate|ssl"):
         provider.get_credentials()
+
+
+def test_credentials_static_providers_get_each_token_code(endpoint: str) -> None:
+    """alibabacloud-credentials' static STS provider (what a CLI profile in StsToken mode builds) with the
+    credentials the RAM-role-ARN provider got: accepted; tampered, expired, another key's token, and an
+    STS key without one (its static AK provider) each refused with its code."""
+    from alibabacloud_credentials.provider import StaticAKCredentialsProvider, StaticSTSCredentialsProvider
+
+    from tests.support.sts import Creds, minted, tampered
+
+    def creds_of(provider: Any) -> Creds:
+        got = provider.get_credentials()
+        return Creds(got.get_access_key_id(), got.get_access_key_secret(), got.get_security_token(), "")
+
+    mine = creds_of(_client(endpoint)[1])
+    theirs = creds_of(_client(endpoint)[1])
+
+    def code(provider: Any, action: str = "DescribeRegions") -> str | None:
+        config = open_api_models.Config(credential=CredentialClient(provider=provider), endpoint=endpoint,
+                                        protocol="https", read_timeout=TIMEOUT_S * 1000,
+                                        connect_timeout=TIMEOUT_S * 1000)
+        try:
+            tea_call(TeaClient(config), action, "POST", {})
+        except Exception as exc:
+            return error_code(exc)
+        return None
+
+    def static(token: str) -> StaticSTSCredentialsProvider:
+        return StaticSTSCredentialsProvider(access_key_id=mine.access_key_id, access_key_secret=mine.secret,
+                                            security_token=token)
+
+    assert code(static(mine.token)) is None
+    assert code(static(mine.token), "CreateThing") == "Forbidden.RAM"
+    assert code(static(tampered(mine.token))) == "InvalidSecurityToken.Malformed"
+    assert code(static(minted(mine, expires=1_000_000_000))) == "InvalidSecurityToken.Expired"
+    assert code(static(theirs.token)) == "InvalidSecurityToken.MismatchWithAccessKey"
+    missing = StaticAKCredentialsProvider(access_key_id=mine.access_key_id, access_key_secret=mine.secret)
+    assert code(missing) == "MissingSecurityToken"
