@@ -90,8 +90,8 @@ def inprocess_section(quick: bool) -> tuple[list[str], float]:
            f"| sum | {sum(us for _, us in steps):.2f} |", ""]
     from bench import sts  # temporary credentials (#17): an STS-signed V1 request against a plain one
 
-    md += ["### Temporary credentials", "", "bench/sts.py (medians of alternating rounds):", "",
-           *sts.lines(sts.measure(2_000 if quick else 20_000, 1 if quick else 5)), ""]
+    md += ["### Temporary credentials", "", "bench/sts.py (CPU time; medians of rotating rounds):", "",
+           *sts.lines(sts.measure(1_000 if quick else 2_000, 3 if quick else 15)), ""]
     return md, verify
 
 

@@ -226,10 +226,15 @@ def test_verified_tokens_are_cached_but_expiry_is_checked_every_time(temporary: 
     assert temporary.resolve("STS.abc", None, token) == (None, Err.TOKEN_EXPIRED)
 
 
-def test_the_cache_is_bounded(temporary: TemporaryKeys) -> None:
+def test_the_cache_is_bounded_and_keeps_the_recently_used(temporary: TemporaryKeys) -> None:
+    hot = _token(access_key_id="STS.hot")
+    first, _ = temporary.resolve("STS.hot", None, hot)
     for n in range(10):
         temporary.resolve(f"STS.k{n}", None, _token(access_key_id=f"STS.k{n}"))
+        again, _ = temporary.resolve("STS.hot", None, hot)
+        assert again is first  # used between every newcomer: never the least recently used
     assert len(temporary._verified) == 4
+    assert list(temporary._verified)[-1] == hot
 
 
 def test_the_policy_file_in_the_readme_loads(tmp_path: Path) -> None:

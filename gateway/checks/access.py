@@ -8,6 +8,7 @@ from types import MappingProxyType
 from gateway.call import Call
 from gateway.catalog import Err
 from gateway.errors import GatewayError
+from gateway.memo import PerObjects
 from gateway.policy import AccessKey, ApiSpec, Statement, SubUser
 from gateway.resources import ResourceResolver
 
@@ -61,6 +62,9 @@ class Access:
 
     def __init__(self, resolver: ResourceResolver) -> None:
         self.resolver = resolver
+        # A call naming no resource is decided by the key and the API alone (statements never change
+        # once loaded): decided once per pair, as a regex match per statement on every call is work.
+        self._account_wide: PerObjects[bool] = PerObjects()
 
     def __call__(self, call: Call) -> Awaitable[None] | None:
         key, api = call.key, call.api
@@ -83,7 +87,10 @@ class Access:
         if named:
             # Only a sub-user naming resources waits for the resolver; every other call stays sync.
             return self._check_resources(key, user, api.action, named)
-        if not _allows(key, user, api.action, ["*"]):
+        allowed = self._account_wide.get(key, api)
+        if allowed is None:
+            allowed = self._account_wide.put(_allows(key, user, api.action, ["*"]), key, api)
+        if not allowed:
             raise GatewayError(Err.FORBIDDEN_RAM)
         return None
 

@@ -37,12 +37,15 @@ class TemporaryKeys:
             return (None, Err.TOKEN_MISMATCH) if key is not None and token is not None else (key, None)
         if token is None:
             return None, Err.MISSING_SECURITY_TOKEN
-        verified = self._verified.get(token)
+        cache = self._verified
+        verified = cache.get(token)
         if verified is None:
             verified = self._verify(token)
             if verified is None:
                 return None, Err.TOKEN_MALFORMED
             self._keep(token, verified)
+        else:
+            cache.move_to_end(token)  # least recently used first out
         if verified.id != key_id:
             return None, Err.TOKEN_MISMATCH
         session = verified.session
