@@ -19,7 +19,9 @@ Policy growth, each size in a process of its own so that its RSS is its own:
 * keys in memory: a Policy of N access keys built directly (not parsed from TOML), 10 to 1,000,000;
   requests signed by keys spread over the whole table; latency, build time, RSS;
 * keys from TOML: `load_policy` of a generated file, start-up time and RSS, until one size takes
-  longer than ``--load-timeout`` (the larger ones are then reported as not measured).
+  longer than ``--load-timeout`` (the larger ones are then reported as not measured);
+* keys in Redis (GATEWAY_KEYSTORE=redis, bench/growth_keystore.py): 1,000,000 keys (100,000 with
+  ``--quick``), start-up time, a first use, and a cached key against the same key in the file.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from bench import growth_keystore
 from bench.growth_requests import (
     ACCOUNT,
     PARAMS,
@@ -64,6 +67,7 @@ BODIES = (1 << 10, 8 << 10, 64 << 10, 256 << 10, 1 << 20)
 KEYS = (10, 1_000, 10_000, 100_000, 1_000_000)
 LOAD_KEYS = (10, 100, 1_000, 3_000, 10_000)
 LOAD_KEYS_FULL = (*LOAD_KEYS, 100_000, 1_000_000)
+KEYSTORE_KEYS = {False: 1_000_000, True: 100_000}  # by --quick
 
 
 def _pool_size(size_bytes: int, quick: bool) -> int:
@@ -221,7 +225,10 @@ def measure(*, quick: bool = False, full: bool = False, load_timeout: float = 60
     keys = key_growth(quick)
     print("policy growth, keys from TOML (one process per size):", flush=True)
     load = load_growth(LOAD_KEYS[:4] if quick else LOAD_KEYS_FULL if full else LOAD_KEYS, load_timeout)
-    results: dict[str, Any] = {"request": request, "keys": keys, "load": load}
+    print("keys in Redis (GATEWAY_KEYSTORE=redis, one process):", flush=True)
+    keystore = _child(["keystore", str(KEYSTORE_KEYS[quick])], timeout=1200)
+    print(growth_keystore.describe(keystore) if keystore else "  did not finish within 1200 s", flush=True)
+    results: dict[str, Any] = {"request": request, "keys": keys, "load": load, "keystore": keystore}
     results["verdicts"] = verdicts(results)
     return results
 
@@ -237,7 +244,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, n, *rest = args.child
-        row = asyncio.run(_keys_child(int(n))) if kind == "keys" else _load_child(int(n), rest[0])
+        row = (asyncio.run(_keys_child(int(n))) if kind == "keys" else growth_keystore.run(int(n))
+               if kind == "keystore" else _load_child(int(n), rest[0]))
         print(json.dumps(row))
         return
     results = measure(quick=args.quick, full=args.full, load_timeout=args.load_timeout)

@@ -25,6 +25,7 @@ import time
 from dataclasses import replace
 from types import MappingProxyType
 
+from gateway.anonymous import source_scope
 from gateway.call import Call, Exchange
 from gateway.catalog import Err
 from gateway.checks.caller import parse_timestamp
@@ -61,6 +62,8 @@ CLOCK_MARGIN = 5
 # These change on every retry by design, so they cannot be part of what makes two calls "the same".
 VOLATILE = frozenset({"Signature", "SignatureNonce", "Timestamp"})
 MAX_TOKEN_LENGTH = 64
+#: The caller an anonymous call's quota and ClientToken are kept for, under its source's scope.
+ANONYMOUS_CALLER = "anonymous"
 
 
 def _digest(text: str) -> str:
@@ -157,21 +160,24 @@ class Admission:
         self.per_account = policy.quota_scope == "account"
         self._takes_of: PerObjects[tuple[Take, ...]] = PerObjects()  # fixed by the policy: built once
 
-    async def __call__(self, call: Call, exchange: Exchange) -> Admitted:
+    async def __call__(self, call: Call, exchange: Exchange, source: str | None = None) -> Admitted:
+        """Admit ``call``; ``source`` is the client address, read for an anonymous call only."""
         key, api = call.key, call.api
-        if key is None or api is None:  # the checks refuse such a call first
-            raise GatewayError(Err.INTERNAL_ERROR)
-        when = parse_timestamp(call.timestamp or "") or 0.0
-        takes = self._takes_of.get(api, key)
-        claim = self._claim(call, api, key)
-        ticket = Ticket(
-            scope=str(key.account.id),
-            nonce=f"{key.id}:{call.nonce}",
-            nonce_ttl_ms=max(int((when + self.skew - time.time() + CLOCK_MARGIN) * 1000), 1),
-            takes=takes if takes is not None else self._takes_of.put(self._takes(api, key), api, key),
-            idempotency=claim,
-            timestamp_ms=int(when * 1000),
-        )
+        if key is None or api is None:  # the checks refuse such a call first, unless it is anonymous
+            if api is None or not call.anonymous:
+                raise GatewayError(Err.INTERNAL_ERROR)
+            ticket = self._anonymous(call, api, source)
+        else:
+            when = parse_timestamp(call.timestamp or "") or 0.0
+            takes = self._takes_of.get(api, key)
+            ticket = Ticket(
+                scope=str(key.account.id),
+                nonce=f"{key.id}:{call.nonce}",
+                nonce_ttl_ms=max(int((when + self.skew - time.time() + CLOCK_MARGIN) * 1000), 1),
+                takes=takes if takes is not None else self._takes_of.put(self._takes(api, key), api, key),
+                idempotency=self._claim(call, api, key),
+                timestamp_ms=int(when * 1000),
+            )
         verdict = await self._admit(ticket)
         if isinstance(verdict, StoreUnavailable):
             exchange.store_error = True
@@ -186,7 +192,9 @@ class Admission:
         headers = {"x-acs-retry-after": str(max(verdict.retry_after_ms, 1))} if outcome in THROTTLED else None
         raise GatewayError(REFUSALS[outcome], headers=headers)
 
-    def _takes(self, api: ApiSpec, key: AccessKey) -> tuple[Take, ...]:
+    def _takes(self, api: ApiSpec, key: AccessKey | None) -> tuple[Take, ...]:
+        """Flow control whoever calls; the key's or account's quota, or for an anonymous call (no
+        ``key``) the API's quota under the ticket's scope, the source address."""
         takes = []
         if self.global_flow is not None:
             takes.append(self.global_flow)
@@ -194,26 +202,37 @@ class Admission:
             takes.append(Take("flow", f"flow:{api.version}:{api.action}", api.flow))
         # A temporary key's quota is the quota of the key that assumed the role, counted as that key's:
         # minting new sessions must not buy more calls.
-        session = key.session
-        owner = "account" if self.per_account else key.id if session is None else session.assumed_by
-        if key.quota is not None:
+        owner = (ANONYMOUS_CALLER if key is None else "account" if self.per_account
+                 else key.id if key.session is None else key.session.assumed_by)
+        if key is not None and key.quota is not None:
             takes.append(Take("quota", f"quota:{owner}", key.quota))
         if api.quota is not None:
             takes.append(Take("quota", f"quota:{owner}:{api.version}:{api.action}", api.quota))
         return tuple(takes)
 
-    def _claim(self, call: Call, api: ApiSpec, key: AccessKey) -> IdempotencyClaim | None:
+    def _anonymous(self, call: Call, api: ApiSpec, source: str | None) -> Ticket:
+        """No nonce (none is signed); flow control as for everyone; the API's quota, and a ClientToken,
+        per source address (`gateway.anonymous.source_scope`, the ticket's scope)."""
+        takes = self._takes_of.get(api)
+        if takes is None:
+            takes = self._takes_of.put(self._takes(api, None), api)
+        return Ticket(scope=source_scope(source), nonce=None, nonce_ttl_ms=1, takes=takes,
+                      idempotency=self._claim(call, api, None), timestamp_ms=0)
+
+    def _claim(self, call: Call, api: ApiSpec, key: AccessKey | None) -> IdempotencyClaim | None:
         """For APIs declared idempotent, a ClientToken claims its answer (CONTRACT §4).
 
         Tokens are scoped to the account: another key of the same account reusing a token is told
         InvalidIdempotenceParameter.Mismatch, while another account never sees that the token exists.
+        An anonymous call's (no ``key``) are scoped to its source address, the ticket's scope.
         """
         token = call.params.get("ClientToken")
         if not api.idempotent or not token:
             return None
         return IdempotencyClaim(
             token=_digest(token) if len(token) > MAX_TOKEN_LENGTH else token,
-            owner=token_owner(key.id, key.user.name if key.user else None, api.version, api.action),
+            owner=token_owner(ANONYMOUS_CALLER, None, api.version, api.action) if key is None else
+            token_owner(key.id, key.user.name if key.user else None, api.version, api.action),
             fingerprint=fingerprint(call.method, call.format, dict(call.params)),
             lease_ms=self.lease_ms,
         )

@@ -19,6 +19,7 @@ from gateway.accesslog import log_request, redact_uvicorn_access_log
 from gateway.call import Exchange
 from gateway.chain import Chain, build_chain
 from gateway.forwarded import ClientAddress
+from gateway.keystore.runtime import Keystore, open_keystore
 from gateway.ops import OpsApp
 from gateway.policy import DEMO_POLICY, Policy, load_policy
 from gateway.resources import PolicyResolver, ResourceResolver
@@ -42,6 +43,7 @@ class Gateway:
     ops: OpsApp
     client_address: ClientAddress
     observers: tuple[Observer, ...]
+    keystore: Keystore | None = None  # shared by every chain this process builds (a reload keeps it)
 
     def lifespan(self, send: Send) -> Send:
         """The wrapped app's lifespan ``send``: freezes start-up objects once started, closes the store
@@ -51,15 +53,19 @@ class Gateway:
                 freeze_startup_objects()
             elif message["type"] == "lifespan.shutdown.complete":
                 await self.store.aclose()
+                if self.keystore is not None:
+                    await self.keystore.aclose()
             await send(message)
 
         return on_lifespan
 
 
 def build(settings: Settings | None = None, *, policy: Policy | None = None, store: Store | None = None,
-          resolver: ResourceResolver | None = None, observers: tuple[Observer, ...] = ()) -> Gateway:
+          resolver: ResourceResolver | None = None, observers: tuple[Observer, ...] = (),
+          keystore: Keystore | None = None) -> Gateway:
     """The gateway configured from ``GATEWAY_*`` variables unless ``settings`` is given; ``policy``,
-    ``store`` and ``resolver`` may be injected (tests, a service with its own resource inventory)."""
+    ``store``, ``resolver`` and ``keystore`` may be injected (tests, a service with its own resource
+    inventory)."""
     settings = settings or Settings.from_env()
     redact_uvicorn_access_log()
     if policy is None:
@@ -69,12 +75,15 @@ def build(settings: Settings | None = None, *, policy: Policy | None = None, sto
     # "is None", not "or": an empty MemoryStore has len() 0 and so is falsy.
     if store is None:
         store = open_store(settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout)
-    chain = build_chain(settings, policy, store, resolver if resolver is not None else PolicyResolver(policy))
+    if keystore is None:
+        keystore = open_keystore(settings)  # GATEWAY_KEYSTORE=redis; no I/O until a key is first missed
+    chain = build_chain(settings, policy, store, resolver if resolver is not None else PolicyResolver(policy),
+                        None if keystore is None else keystore.cache)
     # The access log and the metrics watch every request; callers may add their own observers.
     watching = (*((log_request,) if settings.access_log else ()), metrics.observe,
                 *(o for o in observers if o is not metrics.observe))
     return Gateway(settings, policy, store, chain, OpsApp(settings.ops_prefix, store),
-                   ClientAddress(settings.trusted_proxies), watching)
+                   ClientAddress(settings.trusted_proxies), watching, keystore)
 
 
 def freeze_startup_objects() -> None:

@@ -58,15 +58,21 @@ class Call(NamedTuple):
     v3: V3Authorization | None
     api: ApiSpec | None
     key: AccessKey | None
+    # An API declared ``auth = "anonymous"`` called with no credentials (`gateway.anonymous`): no key,
+    # and the checks that need one are not run (`gateway.chain`).
+    anonymous: bool = False
     # Why ``key`` is None for a temporary (STS) key: its token's refusal, raised at the known-key check.
     token_error: Err | None = None
 
     @property
     def identity(self) -> dict[str, Any] | None:
-        """Who is calling (the key's account, sub-user, key id) and the RequestId; None without a key."""
+        """Who is calling (the key's account, sub-user, key id) and the RequestId; None without a key.
+
+        An anonymous call's says so: ``{"Anonymous": True, "RequestId": ...}``.
+        """
         key = self.key
         if key is None:
-            return None
+            return {"Anonymous": True, "RequestId": self.request_id} if self.anonymous else None
         session = key.session
         if session is not None:  # a temporary key: the role it acts as, not a sub-user
             return {

@@ -17,7 +17,7 @@ from gateway.checks.host import Host
 from gateway.checks.owner import account_state, owner
 from gateway.checks.params import COMMON_PARAMETERS, Params
 from gateway.checks.request import SignatureProtocol, nonce_shape, required
-from gateway.parse import Parser
+from gateway.parse import Keystore, Parser
 from gateway.policy import Policy
 from gateway.resources import ResourceResolver
 from gateway.settings import Settings
@@ -30,30 +30,44 @@ class Chain:
     parse: Parser
     checks: tuple[Check, ...]
     admit: Admission
+    # The rows of `checks` marked for anonymous calls too, in the same order (`gateway.anonymous`).
+    anonymous_checks: tuple[Check, ...] = ()
 
 
-def build_chain(settings: Settings, policy: Policy, store: Store, resolver: ResourceResolver) -> Chain:
+# Second column: does the check run on an anonymous call? Those that read credentials (the common
+# parameters, the key, the signature, the Timestamp, the nonce) or the key's account (its grants, its
+# state) do not; the rest judge the request itself and run for everyone.
+ALL, SIGNED = True, False
+
+
+def build_chain(settings: Settings, policy: Policy, store: Store, resolver: ResourceResolver,
+                keystore: Keystore | None = None) -> Chain:
+    rows: tuple[tuple[Check, bool], ...] = (
+        *(((Host(settings.hosts), ALL),) if settings.hosts else ()),  # InvalidParameter (GATEWAY_HOSTS)
+        (required, SIGNED),                                     # MissingParameter
+        (SignatureProtocol(v1_methods=settings.signature_methods), SIGNED),  # InvalidParamater
+        (KnownApi(policy.apis), ALL),                           # InvalidParameter (Action or Version)
+        (known_key, SIGNED),  # InvalidAccessKeyId.NotFound, Disabled; MissingSecurityToken, InvalidSecurityToken.*
+        (signature, SIGNED),                                    # IncompleteSignature
+        # Declared parameters only once a key is proven: patterns and numbers are work (#16 item 18);
+        # an anonymous API offers that work to anyone, as its policy chose.
+        (Params(max_repeated=settings.max_repeated,             # UnsupportedParameter, InvalidParameter
+                common=COMMON_PARAMETERS | STS_PARAMETERS if policy.sts is not None else COMMON_PARAMETERS), ALL),
+        (Timestamp(skew=settings.timestamp_skew), SIGNED),      # IllegalTimestamp
+        (nonce_shape, SIGNED),                                  # InvalidParameter (claimed in admit)
+        # Anonymous: OwnerId / OwnerAccount name no account of the caller's, so they are refused.
+        (owner, ALL),                                           # InvalidOwner*, MissingParameter (403)
+        (Access(resolver), SIGNED),                             # InvalidAction, Forbidden.*
+        (account_state, SIGNED),                                # RealNameAuthenticationError, InsufficientBalance
+    )
     return Chain(
-        # UnsupportedHTTPMethod (before the body is read), then InvalidParameter (bad input)
-        Parser(policy, max_body_bytes=settings.max_body_bytes,
+        # UnsupportedHTTPMethod (before the body is read), then InvalidParameter (bad input); ServiceUnavailable
+        # when a key is in neither the file nor the keystore's cache and Redis cannot be read
+        Parser(policy, max_body_bytes=settings.max_body_bytes, keystore=keystore,
                temporary=TemporaryKeys(policy, policy.sts) if policy.sts is not None else None),
-        (
-            *((Host(settings.hosts),) if settings.hosts else ()),   # InvalidParameter (GATEWAY_HOSTS)
-            required,                                               # MissingParameter
-            SignatureProtocol(v1_methods=settings.signature_methods),  # InvalidParamater
-            KnownApi(policy.apis),                                  # InvalidParameter (Action or Version)
-            known_key,  # InvalidAccessKeyId.NotFound, Disabled; MissingSecurityToken, InvalidSecurityToken.*
-            signature,                                              # IncompleteSignature
-            # Declared parameters only once a key is proven: patterns and numbers are work (#16 item 18).
-            Params(max_repeated=settings.max_repeated,              # UnsupportedParameter, InvalidParameter
-                   common=COMMON_PARAMETERS | STS_PARAMETERS if policy.sts is not None else COMMON_PARAMETERS),
-            Timestamp(skew=settings.timestamp_skew),                # IllegalTimestamp
-            nonce_shape,                                            # InvalidParameter (claimed in admit)
-            owner,                                                  # InvalidOwner*, MissingParameter (403)
-            Access(resolver),                                       # InvalidAction, Forbidden.*
-            account_state,                                          # RealNameAuthenticationError, InsufficientBalance
-        ),
+        tuple(check for check, _ in rows),
         # SignatureNonceUsed, Throttling, ClientToken rows
         Admission(store, policy, skew=settings.timestamp_skew, lease_seconds=settings.idempotency_lease,
                   answer_ttl=settings.idempotency_ttl, fail_open=settings.fail_open),
+        tuple(check for check, anonymous_too in rows if anonymous_too),
     )

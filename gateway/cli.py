@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from gateway import cli_sts
+from gateway.cli_keys import ADMIN_COMMANDS, add_arguments, check_shadowing
 from gateway.errors import SettingsError
 from gateway.policy import PolicyError, load_policy
 from gateway.settings import LOG_LEVELS, Settings
@@ -39,9 +40,11 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.serving import Limits, protocol
+    from gateway.serving.tls import tls_options
 
     settings = _settings(args)
     policy = load_policy(settings.config)  # a bad file stops start-up here, with one line
+    tls = tls_options(settings)  # so do TLS files that are missing or do not load
     if settings.workers > 1 and not settings.redis_url:
         raise UsageError(
             f"--workers {settings.workers} needs GATEWAY_REDIS_URL: with the in-memory store each worker "
@@ -49,10 +52,13 @@ def serve(args: argparse.Namespace) -> int:
         )
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     logging.getLogger("gateway").info("%s", policy.summary())
+    if (unchecked := check_shadowing(settings, policy)) is not None:  # an id in file and keystore: stops here
+        logging.getLogger("gateway").warning("%s", unchecked)
     limits = Limits.from_settings(settings)
     logging.getLogger("gateway").info(
         "connections: request heads within %g s and %d bytes; at most %s open per worker",
         limits.header_timeout, limits.max_header_bytes, limits.max_connections or "unbounded")
+    logging.getLogger("gateway").info("%s", _tls_summary(tls))
     if not settings.upstream_url:
         _print_demo_hint(settings)
     # Workers re-read the environment in their own process: pass the command-line overrides on.
@@ -71,14 +77,22 @@ def serve(args: argparse.Namespace) -> int:
         # applies GATEWAY_TRUSTED_PROXIES itself (gateway.forwarded), one rule in both modes.
         proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
+        **tls,  # uvicorn's own TLS: the scope's scheme is then https (X-Forwarded-Proto, Forwarded proto)
     )
     return 0
+
+
+def _tls_summary(tls: dict[str, object]) -> str:
+    if not tls:
+        return "tls: off (plain HTTP)"
+    clients = "client certificates required" if "ssl_ca_certs" in tls else "no client certificate asked for"
+    return f"tls: on ({clients})"
 
 
 def _print_demo_hint(settings: Settings) -> None:
     if settings.config is not None:
         return
-    endpoint = f"http://{settings.host}:{settings.port}/"
+    endpoint = f"{'https' if settings.tls_cert_file else 'http'}://{settings.host}:{settings.port}/"
     params = sign_request_v1({"Action": "DescribeRegions", "Version": "2014-05-26", "Format": "JSON"},
                              access_key_id=DEMO_KEY[0], secret=DEMO_KEY[1], timestamp=None)
     print(f"demo access key: {DEMO_KEY[0]}  secret: {DEMO_KEY[1]}", flush=True)
@@ -134,9 +148,16 @@ def assume_role(args: argparse.Namespace) -> int:
 def check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     policy = load_policy(settings.config)
+    from gateway.serving.tls import tls_options
+
+    tls = tls_options(settings)
     print(policy.summary())
     print(f"state: {'redis ' + settings.redis_url if settings.redis_url else 'in-memory (one process)'}; "
-          f"upstream: {settings.upstream_url or 'bundled demo service'}")
+          f"upstream: {settings.upstream_url or 'bundled demo service'}; {_tls_summary(tls)}")
+    in_redis = settings.keystore == "redis"
+    print(f"keys: the policy file{f' and the Redis keystore (prefix {settings.redis_prefix})' if in_redis else ''}")
+    if (unchecked := check_shadowing(settings, policy)) is not None:
+        print(f"warning: {unchecked}")
     return 0
 
 
@@ -145,6 +166,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "sign": (sign, "print a signed request URL (or curl line) for Name=Value parameters"),
     "check-config": (check_config, "validate the settings and the policy file, print a summary"),
     "assume-role": (assume_role, "call AssumeRole on the gateway, print the temporary credentials"),
+    **ADMIN_COMMANDS,  # keys, accounts, sub-users (gateway.cli_keys)
 }
 
 
@@ -171,6 +193,7 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("params", nargs="*", metavar="Name=Value")
         if name == "assume-role":
             cli_sts.add_arguments(sub)
+        add_arguments(name, sub)
     return root
 
 

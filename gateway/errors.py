@@ -37,18 +37,12 @@ class GatewayError(Exception):
         **params: str,
     ) -> None:
         self.err = err
+        # Plain attributes, not properties: an error is built once and read by the boundary, the log and tests.
+        self.code, self.status = err.code, err.status
         self.params = params
         self.headers = dict(headers or {})
         self._message = message
         super().__init__(err.code)
-
-    @property
-    def code(self) -> str:
-        return self.err.code
-
-    @property
-    def status(self) -> int:
-        return self.err.status
 
     @property
     def message(self) -> str:

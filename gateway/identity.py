@@ -31,6 +31,7 @@ HEADERS: MappingProxyType[bytes, Callable[[Call], str | None]] = MappingProxyTyp
     b"x-gateway-role-arn": lambda ctx: ctx.key.session.role.arn if ctx.key and ctx.key.session else None,
     b"x-gateway-role-session-name": lambda ctx: ctx.key.session.name if ctx.key and ctx.key.session else None,
     b"x-gateway-assumed-by": lambda ctx: ctx.key.session.assumed_by if ctx.key and ctx.key.session else None,
+    b"x-gateway-anonymous": lambda ctx: "true" if ctx.anonymous else None,  # and none of the above
     REQUEST_ID: lambda ctx: ctx.request_id,
 })
 

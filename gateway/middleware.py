@@ -87,11 +87,13 @@ class GatewayMiddleware:
                 parsed = chain.parse(exchange)
                 call = parsed if isinstance(parsed, Call) else await parsed
                 exchange.call, exchange.format, exchange.format_known = call, call.format, True
-                for check in chain.checks:
+                anonymous = call.anonymous
+                for check in chain.anonymous_checks if anonymous else chain.checks:
                     pending = check(call)
                     if pending is not None:
                         await pending
-                admitted = await chain.admit(call, exchange)
+                # An anonymous call's quota is its source address's (`gateway.anonymous`).
+                admitted = await chain.admit(call, exchange, self.client_address.of(scope) if anonymous else None)
                 if admitted.replay is not None:
                     await send_stored(exchange, send, admitted.replay)
                 else:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.types import Receive
 
+from gateway.anonymous import carries_credentials
 from gateway.call import Call, Exchange
 from gateway.catalog import Err
 from gateway.errors import BadInput, ClientDisconnected, GatewayError
 from gateway.parsing import parse_into
-from gateway.policy import Policy
+from gateway.policy import AccessKey, Policy
 from gateway.signing import parse_v3_authorization
 
 if TYPE_CHECKING:
@@ -94,13 +95,32 @@ def _one_api(params: Mapping[str, str], headers: Mapping[str, str]) -> None:
             raise BadInput(f"{name} {param!r} and {header} {sent!r} name different APIs")
 
 
+class Keystore(Protocol):
+    """Keys kept outside the policy file (`gateway.keystore.cache.KeyCache`): ``entries`` is read like the
+    file's keys (None: known not to exist); an id in neither is read by ``complete``."""
+
+    @property
+    def entries(self) -> Mapping[str, AccessKey | None]: ...
+
+    def missing(self, key_id: str | None) -> bool: ...
+
+    def complete(self, call: Call) -> Awaitable[Call]: ...
+
+
+_NO_KEYS: Mapping[str, AccessKey | None] = {}
+
+
 class Parser:
     """GET and POST only (checked before the body is read), the body under its size limit, then the `Call`."""
 
-    def __init__(self, policy: Policy, *, max_body_bytes: int, temporary: TemporaryKeys | None = None) -> None:
+    def __init__(self, policy: Policy, *, max_body_bytes: int, keystore: Keystore | None = None,
+                 temporary: TemporaryKeys | None = None) -> None:
         self.max_body = max_body_bytes
         self.api = policy.api
         self.keys = policy.access_keys
+        # A file key costs one lookup, a cached keystore key two (the file's, then the cache's).
+        self.keystore = keystore
+        self.cached = keystore.entries if keystore is not None else _NO_KEYS
         self.temporary = temporary  # with [sts]: temporary keys, resolved from their SecurityToken
 
     def __call__(self, exchange: Exchange) -> Call | Awaitable[Call]:
@@ -126,7 +146,11 @@ class Parser:
         if exchange.method == "POST" or declared not in (None, "0") or "transfer-encoding" in headers:
             return self._with_body(exchange)
         # A GET without a body, the common case, needs no coroutine at all.
-        return self.parse(exchange, b"")
+        call = self.parse(exchange, b"")
+        if (call.key is None and call.token_error is None and self.keystore is not None
+                and self.keystore.missing(call.access_key_id)):
+            return self.keystore.complete(call)  # a key not cached yet: read from Redis
+        return call
 
     async def _with_body(self, exchange: Exchange) -> Call:
         body = await read_body(exchange.receive, self.max_body)
@@ -134,7 +158,11 @@ class Parser:
             # Only a POST body is parsed and checked; yet a service may read a GET body as a form
             # (Starlette's request.form() does). Version 1.0 does not even sign one.
             raise BadInput("a body is only accepted on a POST")
-        return self.parse(exchange, body)
+        call = self.parse(exchange, body)
+        if (call.key is None and call.token_error is None and self.keystore is not None
+                and self.keystore.missing(call.access_key_id)):
+            return await self.keystore.complete(call)
+        return call
 
     def parse(self, exchange: Exchange, body: bytes) -> Call:
         """The call of ``exchange`` whose body is ``body``; a refusal's Format is guessed from what was read."""
@@ -161,7 +189,11 @@ class Parser:
         if not authorization.startswith("ACS3-"):
             _one_api(params, headers)
             action, version, key_id = params.get("Action"), params.get("Version"), params.get("AccessKeyId")
-            key = self.keys.get(key_id or "")
+            if key_id is None and not carries_credentials(params, headers):  # never so for a signed call
+                anonymous = self._anonymous(exchange, query, params, body, answer_format)
+                if anonymous is not None:
+                    return anonymous
+            key = self.keys.get(key_id or "") or self.cached.get(key_id or "")
             refusal = None
             temporary = self.temporary
             if temporary is not None and key_id is not None and (key is None or "SecurityToken" in params):
@@ -170,7 +202,7 @@ class Parser:
                 exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
                 query, params, body, params.get("SignatureVersion"), action, version, key_id,
                 params.get("Signature"), params.get("SignatureMethod"), params.get("SignatureNonce"),
-                params.get("Timestamp"), None, self.api(version or "", action or ""), key, refusal,
+                params.get("Timestamp"), None, self.api(version or "", action or ""), key, token_error=refusal,
             )
         try:
             auth = parse_v3_authorization(authorization)
@@ -185,7 +217,7 @@ class Parser:
             # V3 carries no Format: JSON unless the Accept header asks for XML (CONTRACT §3).
             answer_format = "XML" if "xml" in headers.get("accept", "").lower() else "JSON"
         action, version = headers.get("x-acs-action"), headers.get("x-acs-version")
-        key = self.keys.get(auth.access_key_id)
+        key = self.keys.get(auth.access_key_id) or self.cached.get(auth.access_key_id)
         refusal = None
         temporary = self.temporary
         if temporary is not None and (key is None or "x-acs-security-token" in headers):
@@ -197,5 +229,27 @@ class Parser:
             exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
             query, params, body, "3", action, version, auth.access_key_id, auth.signature, auth.algorithm,
             headers.get("x-acs-signature-nonce"), headers.get("x-acs-date"), auth,
-            self.api(version or "", action or ""), key, refusal,
+            self.api(version or "", action or ""), key, token_error=refusal,
+        )
+
+    def _anonymous(self, exchange: Exchange, query: dict[str, str], params: dict[str, str], body: bytes,
+                   answer_format: str) -> Call | None:
+        """The call of a request without credentials, if it names an API declared anonymous; else None
+        (it is then parsed, and refused, as any unsigned request is).
+
+        tea-openapi's anonymous V3 call names the API in the x-acs-action/x-acs-version headers alone,
+        and no Format: V3's rule (JSON unless Accept asks for XML) then picks the answer's language.
+        """
+        headers = exchange.headers
+        action = params.get("Action") or headers.get("x-acs-action")
+        version = params.get("Version") or headers.get("x-acs-version")
+        api = self.api(version or "", action or "")
+        if api is None or not api.anonymous:
+            return None
+        if "Format" not in params and "Action" not in params:
+            answer_format = "XML" if "xml" in headers.get("accept", "").lower() else "JSON"
+        # Nothing signed, so nothing of Timestamp or SignatureNonce is read: they stay in params only.
+        return Call(
+            exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
+            query, params, body, None, action, version, None, None, None, None, None, None, api, None, True,
         )

@@ -14,11 +14,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.errors import SettingsError
+from gateway.keystore.codec import SecretKey, parse_secret_key
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 FORMATS = ("XML", "JSON")
 #: The kinds of store take (`gateway.admit`) an operator may let fail open; no check is skipped.
 FAIL_OPEN_KINDS = ("quota", "flow")
+KEYSTORES = ("file", "redis")
 
 
 
@@ -129,6 +131,7 @@ class Variable:
     default: str
     parse: Callable[[str], Any]
     doc: str
+    secret: bool = False  # its value is never repeated in an error
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -196,8 +199,31 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GATEWAY_GC_FREEZE", "gc_freeze", "true", _bool,
              "After start-up, exempt what is then alive (the policy, the code) from the garbage collector's "
              "full passes (gc.freeze): each would walk every policy entry while no request moves."),
+    Variable("GATEWAY_TLS_CERT_FILE", "tls_cert_file", "", _opt_str,
+             "PEM certificate (chain) `gateway serve` terminates TLS with; needs GATEWAY_TLS_KEY_FILE. Unset: plain "
+             "HTTP."),
+    Variable("GATEWAY_TLS_KEY_FILE", "tls_key_file", "", _opt_str,
+             "PEM private key of GATEWAY_TLS_CERT_FILE (unencrypted); set both or neither."),
+    Variable("GATEWAY_TLS_CA_FILE", "tls_ca_file", "", _opt_str,
+             "PEM CA certificates: with TLS on, every client must present a certificate they issued (mutual TLS). "
+             "Unset: no client certificate is asked for."),
     Variable("GATEWAY_OPS_PREFIX", "ops_prefix", "/_gateway", _path_prefix,
              "Path prefix of the health and metrics endpoints (never served as API calls)."),
+    Variable("GATEWAY_KEYSTORE", "keystore", "file", _choice(KEYSTORES),
+             "Where accounts, access keys and sub-users live: `file` (the policy file only) or `redis` "
+             "(GATEWAY_REDIS_URL, shared by every gateway, managed with `gateway keys`; the file may add "
+             "static ones)."),
+    Variable("GATEWAY_SECRET_KEY", "secret_key", "", parse_secret_key,
+             "32 random bytes, standard base64 (`openssl rand -base64 32`): seals the keystore's secrets (AES-GCM). "
+             "Required with GATEWAY_KEYSTORE=redis.", secret=True),
+    Variable("GATEWAY_SECRET_KEY_PREVIOUS", "secret_key_previous", "", parse_secret_key,
+             "While GATEWAY_SECRET_KEY rotates: the old key, which still opens secrets sealed with it "
+             "(`gateway keys reencrypt` reseals them all with the new one).", secret=True),
+    Variable("GATEWAY_KEYSTORE_TTL", "keystore_ttl", "60", _positive_float,
+             "Seconds a keystore entry is cached before it is read again: the backstop for a lost change message."),
+    Variable("GATEWAY_KEYSTORE_GRACE", "keystore_grace", "300", _positive_float,
+             "Seconds, past their TTL, cached keystore entries keep working while Redis is unreachable; an "
+             "uncached key is ServiceUnavailable."),
 )
 
 
@@ -233,7 +259,15 @@ class Settings:
     max_header_bytes: int = 65_536
     max_connections: int | None = None
     gc_freeze: bool = True
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_ca_file: str | None = None
     ops_prefix: str = "/_gateway"
+    keystore: str = "file"
+    secret_key: SecretKey | None = None
+    secret_key_previous: SecretKey | None = None
+    keystore_ttl: float = 60.0
+    keystore_grace: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -245,7 +279,7 @@ class Settings:
             try:
                 values[var.field] = var.parse(raw)
             except ValueError as exc:
-                raise SettingsError(f"{var.env}={raw!r}: {exc}") from None
+                raise SettingsError(f"{var.env}={'(hidden)' if var.secret else repr(raw)}: {exc}") from None
         values.update(overrides)
         return cls(**values)
 

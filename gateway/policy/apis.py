@@ -8,12 +8,14 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.policy.checks import Checks
-from gateway.policy.model import PARAM_TYPES, RESOURCE_KINDS, ApiSpec, ParamSpec
+from gateway.policy.model import AUTH_MODES, PARAM_TYPES, RESOURCE_KINDS, ApiSpec, ParamSpec
 
 API_FIELDS = (
     "params", "order", "min_balance", "real_name_required", "idempotent", "owner_required", "ram",
-    "flow", "quota",
+    "flow", "quota", "auth",
 )
+# What an anonymous call has no account to meet: a policy asking for them could never be satisfied.
+_NEEDS_AN_ACCOUNT = ("order", "min_balance", "real_name_required", "owner_required")
 PARAM_FIELDS = (
     "type", "required", "enum", "pattern", "max_length", "min", "max", "repeated", "resource",
 )
@@ -44,6 +46,7 @@ class ApiEntries(Checks):
             pname: self.param(pname, self.table(spec, f"{name}.params.{pname}", line), line, name)
             for pname, spec in self.table(raw.get("params", {}), f"{name}.params", line).items()
         }
+        anonymous = self.auth(raw, line, name)
         return ApiSpec(
             version=version,
             action=action,
@@ -56,10 +59,25 @@ class ApiEntries(Checks):
             ram=self.typed(raw, "ram", bool, line, name, True),
             flow=self.rate(raw.get("flow"), line, name),
             quota=self.rate(raw.get("quota"), line, name),
+            anonymous=anonymous,
             repeated=frozenset(p.name for p in params.values() if p.repeated),
             required=tuple(p.name for p in params.values() if p.required),
             resource_params=tuple(p for p in params.values() if p.resource),
         )
+
+    def auth(self, raw: dict[str, Any], line: int, name: str) -> bool:
+        """True for ``auth = "anonymous"``; refuses any other value than the two, and an anonymous API
+        declaring a requirement only an account could meet."""
+        mode = self.typed(raw, "auth", str, line, name, "signed")
+        if mode not in AUTH_MODES:
+            raise self.fail(line, name, f"auth must be one of {', '.join(AUTH_MODES)} (got {mode!r})")
+        if mode != "anonymous":
+            return False
+        for field in _NEEDS_AN_ACCOUNT:
+            if raw.get(field):
+                raise self.fail(line, name, f'auth = "anonymous" cannot be combined with {field}: an anonymous '
+                                "caller has no account")
+        return True
 
     def param(self, pname: str, raw: dict[str, Any], line: int, api: str) -> ParamSpec:
         name = f"{api}.params.{pname}"

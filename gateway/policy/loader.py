@@ -202,3 +202,8 @@ class _Builder(ApiEntries, RoleEntries):
         if not ident:
             raise self.fail(line, name, "needs an id")
         return Resource(kind=kind, id=ident, account=self.owner(entry, line, name, accounts).id)
+
+
+#: The file's own entry builders, for the keystore (`gateway.keystore.entries`): an entry kept in Redis is
+#: checked exactly as the same entry in the file.
+EntryBuilder = _Builder

@@ -13,6 +13,8 @@ from gateway.rates import Rate
 #: Resource kinds a parameter may name, keyed as the policy spells them.
 RESOURCE_KINDS = ("instance", "disk", "security_group", "snapshot", "image")
 PARAM_TYPES = ("String", "Integer", "Long", "Boolean", "Float")
+#: An API's ``auth``: "signed" (the default) or "anonymous" (callable with no credentials at all).
+AUTH_MODES = ("signed", "anonymous")
 QuotaScope = Literal["key", "account"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -120,6 +122,8 @@ class ApiSpec:
     ram: bool = True
     flow: Rate | None = None
     quota: Rate | None = None
+    # ``auth = "anonymous"``: callable without credentials (gateway.checks.anonymous says what that means).
+    anonymous: bool = False
     # Declared repeated parameters, for matching "Name.N" without scanning every spec per request.
     repeated: frozenset[str] = frozenset()
     required: tuple[str, ...] = ()

@@ -38,6 +38,20 @@ class _AnswerTransport:
         self.close = close
 
 
+# A connection waiting for its head or its body is listed in the cap's table for that wait (the cap
+# closes the longest waiting first) and has a timer that closes it when the wait is too long.
+def _arm(loop: asyncio.AbstractEventLoop, table: dict[Any, None], connection: asyncio.Protocol, delay: float,
+         late: Callable[[], None]) -> asyncio.TimerHandle:
+    table[connection] = None
+    return loop.call_later(delay, late)
+
+
+def _disarm(table: dict[Any, None], connection: asyncio.Protocol, timer: asyncio.TimerHandle | None) -> None:
+    table.pop(connection, None)
+    if timer is not None:
+        timer.cancel()
+
+
 class GatewayHttpProtocol(HttpToolsProtocol):
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None, *, limits: Limits) -> None:
@@ -143,24 +157,18 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def _await_head(self) -> None:
         self._stop_waiting()
-        self._waiting.order[self] = None
-        self._head_timer = self.loop.call_later(self.limits.header_timeout, self._close)
+        self._head_timer = _arm(self.loop, self._waiting.order, self, self.limits.header_timeout, self._close)
 
     def _stop_waiting(self) -> None:
-        self._waiting.order.pop(self, None)
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        _disarm(self._waiting.order, self, self._head_timer)
+        self._head_timer = None
 
     def _await_body(self) -> None:
-        self._waiting.bodies[self] = None
-        self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_late)
+        self._body_timer = _arm(self.loop, self._waiting.bodies, self, self.limits.body_timeout, self._body_late)
 
     def _stop_body(self) -> None:
-        self._waiting.bodies.pop(self, None)
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        _disarm(self._waiting.bodies, self, self._body_timer)
+        self._body_timer = None
 
     def _body_late(self) -> None:
         self._body_timer = None

@@ -41,7 +41,7 @@ from __future__ import annotations
 import enum
 import secrets
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from gateway.rates import Rate
 
@@ -117,9 +117,11 @@ class Outcome(enum.Enum):
     TOKEN_CANCELLED = "token_cancelled"  # this claim was released before its admit ran
 
 
-@dataclass(frozen=True, slots=True)
-class StoredAnswer:
-    """The first answer to an idempotent request, replayed byte for byte."""
+class StoredAnswer(NamedTuple):
+    """The first answer to an idempotent request, replayed byte for byte.
+
+    A named tuple, like `gateway.call.Call`: built for every answer a ClientToken keeps.
+    """
 
     status: int
     content_type: str
