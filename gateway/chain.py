@@ -7,6 +7,7 @@ trip (`gateway.admit`), so a request that any check refuses has consumed nothing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.admit import Admission
@@ -18,7 +19,7 @@ from gateway.checks.owner import account_state, owner
 from gateway.checks.params import COMMON_PARAMETERS, Params
 from gateway.checks.request import SignatureProtocol, nonce_shape, required
 from gateway.parse import Keystore, Parser
-from gateway.policy import Policy
+from gateway.policy import AccessKey, Policy
 from gateway.resources import ResourceResolver
 from gateway.settings import Settings
 from gateway.stores import Store
@@ -38,6 +39,14 @@ class Chain:
 # parameters, the key, the signature, the Timestamp, the nonce) or the key's account (its grants, its
 # state) do not; the rest judge the request itself and run for everyone.
 ALL, SIGNED = True, False
+
+
+def _key_lookup(policy: Policy, keystore: Keystore | None) -> Callable[[str], AccessKey | None]:
+    """Where a temporary key's assuming key is found: the policy file, then the keystore's cache (a key
+    kept in Redis is found once this gateway has read it)."""
+    if keystore is None:
+        return policy.access_keys.get
+    return lambda key_id: policy.access_keys.get(key_id) or keystore.entries.get(key_id)
 
 
 def build_chain(settings: Settings, policy: Policy, store: Store, resolver: ResourceResolver,
@@ -64,7 +73,8 @@ def build_chain(settings: Settings, policy: Policy, store: Store, resolver: Reso
         # UnsupportedHTTPMethod (before the body is read), then InvalidParameter (bad input); ServiceUnavailable
         # when a key is in neither the file nor the keystore's cache and Redis cannot be read
         Parser(policy, max_body_bytes=settings.max_body_bytes, keystore=keystore,
-               temporary=TemporaryKeys(policy, policy.sts) if policy.sts is not None else None),
+               temporary=None if policy.sts is None
+               else TemporaryKeys(policy, policy.sts, lookup=_key_lookup(policy, keystore))),
         tuple(check for check, _ in rows),
         # SignatureNonceUsed, Throttling, ClientToken rows
         Admission(store, policy, skew=settings.timestamp_skew, lease_seconds=settings.idempotency_lease,

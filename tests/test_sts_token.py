@@ -244,3 +244,17 @@ def test_the_policy_file_in_the_readme_loads(tmp_path: Path) -> None:
     (tmp_path / "policy.toml").write_text(block)
     policy = parse_policy(block, "readme", {"GATEWAY_STS_KEY": "00" * 32})
     assert policy.sts is not None and policy.roles
+
+
+def test_the_assuming_key_may_come_from_elsewhere_than_the_file() -> None:
+    # With the Redis keystore the key that assumed the role is found in the keystore's cache (gateway/chain.py).
+    from dataclasses import replace
+
+    policy = sts_policy()
+    assert policy.sts is not None
+    elsewhere = replace(policy.access_keys["LTAIroot"], id="LTAIredis")
+    temporary = TemporaryKeys(policy, policy.sts, lookup={"LTAIredis": elsewhere}.get)
+    key, refusal = temporary.resolve("STS.abc", None, _token(assumed_by="LTAIredis"))
+    assert refusal is None and key is not None and key.session is not None
+    assert key.session.assumed_by == "LTAIredis"
+    assert temporary.resolve("STS.abc", None, _token(assumed_by="LTAIroot")) == (None, Err.TOKEN_MALFORMED)

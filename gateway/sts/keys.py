@@ -10,6 +10,7 @@ checked on every request, never cached.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 from gateway.catalog import Err
 from gateway.policy import AccessKey, Policy, SubUser
@@ -24,8 +25,11 @@ CACHE_SIZE = 16384
 
 
 class TemporaryKeys:
-    def __init__(self, policy: Policy, sts: StsConfig, *, cache_size: int = CACHE_SIZE) -> None:
+    def __init__(self, policy: Policy, sts: StsConfig, *, cache_size: int = CACHE_SIZE,
+                 lookup: Callable[[str], AccessKey | None] | None = None) -> None:
         self.policy = policy
+        # The key that assumed a role: the policy file's, or (with the Redis keystore) the keystore cache's.
+        self.lookup = lookup if lookup is not None else policy.access_keys.get
         self.keys = tokens.TokenKeys(sts.signing_key)
         self.cache_size = cache_size
         self._verified: OrderedDict[str, AccessKey] = OrderedDict()
@@ -66,7 +70,7 @@ class TemporaryKeys:
         # The token names the role and the key that assumed it; both must still be in the policy (and
         # that key enabled): removing or disabling a key also ends the sessions it opened.
         role = self.policy.roles.get((claims.account, claims.role.lower()))
-        caller = self.policy.access_keys.get(claims.assumed_by)
+        caller = self.lookup(claims.assumed_by)
         if role is None or caller is None or not caller.enabled:
             return None
         try:
