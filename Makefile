@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/gateway serve --host 127.0.0.1 --port 8080
 
+# The Node clients the tests run (tests/test_sts_node.py: @alicloud/pop-core), from the committed lock file.
+NODE_CLIENTS := tests/node/node_modules/.package-lock.json
+$(NODE_CLIENTS): tests/node/package.json tests/node/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: apt-get install -y nodejs npm"; exit 1; }
+	npm ci --prefix tests/node --no-audit --no-fund --silent
+
 # The tests marked slow included; the fuzz campaign and the soak skip themselves unless sized (below).
-test: $(STAMP)
+test: $(STAMP) $(NODE_CLIENTS)
 	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server"; exit 1; }
 	$(BIN)/pytest -q -p no:cacheprovider
 
@@ -70,7 +76,7 @@ compiled: $(CSTAMP)
 # so it is emptied and the rootdir appended; PYTHONSAFEPATH keeps `python -m gateway` children (cwd:
 # the checkout) from importing the sources too. tests/conftest.py fails the run if `gateway` is not
 # the compiled one, in this process or in a child.
-test-compiled: $(CSTAMP)
+test-compiled: $(CSTAMP) $(NODE_CLIENTS)
 	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server"; exit 1; }
 	GATEWAY_EXPECT_COMPILED=1 PYTHONSAFEPATH=1 $(CBIN)/pytest -q -p no:cacheprovider -o pythonpath= --import-mode=append
 

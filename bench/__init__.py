@@ -10,6 +10,7 @@ Drivers (each one's docstring tells its method):
 * ``growth``       cost against request size and the number of access keys, start-up against the policy;
 * ``memory``       bytes per nonce in the memory store, and that it stays bounded;
 * ``redis_clients`` Redis clients side by side on the admit call: CPU per call, p50/p99, 1 and 32 in flight.
+* ``sts``          an STS-signed V1 request against a plain one, and a token's first verification.
 
 Shared parts: ``apps`` (the served apps), ``signed`` (pre-signed requests), ``load`` (uvicorn processes,
 wrk, medians), ``report`` (the markdown tables), ``chart`` (matplotlib). Ports, readiness polls, redis-server

@@ -88,6 +88,10 @@ def inprocess_section(quick: bool) -> tuple[list[str], float]:
            "the whole request above costs more, each step running cold between the others):", "",
            "| step | µs |", "|---|--:|", *(f"| {name} | {us:.2f} |" for name, us in steps),
            f"| sum | {sum(us for _, us in steps):.2f} |", ""]
+    from bench import sts  # temporary credentials (#17): an STS-signed V1 request against a plain one
+
+    md += ["### Temporary credentials", "", "bench/sts.py (CPU time; medians of rotating rounds):", "",
+           *sts.lines(sts.measure(1_000 if quick else 2_000, 3 if quick else 15)), ""]
     return md, verify
 
 

@@ -200,7 +200,10 @@ class Admission:
             takes.append(self.global_flow)
         if api.flow is not None:
             takes.append(Take("flow", f"flow:{api.version}:{api.action}", api.flow))
-        owner = ANONYMOUS_CALLER if key is None else "account" if self.per_account else key.id
+        # A temporary key's quota is the quota of the key that assumed the role, counted as that key's:
+        # minting new sessions must not buy more calls.
+        owner = (ANONYMOUS_CALLER if key is None else "account" if self.per_account
+                 else key.id if key.session is None else key.session.assumed_by)
         if key is not None and key.quota is not None:
             takes.append(Take("quota", f"quota:{owner}", key.quota))
         if api.quota is not None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from starlette.types import Receive, Scope
 
 if TYPE_CHECKING:
+    from gateway.catalog import Err
     from gateway.policy import AccessKey, ApiSpec
     from gateway.signing import V3Authorization
 
@@ -60,6 +61,8 @@ class Call(NamedTuple):
     # An API declared ``auth = "anonymous"`` called with no credentials (`gateway.anonymous`): no key,
     # and the checks that need one are not run (`gateway.chain`).
     anonymous: bool = False
+    # Why ``key`` is None for a temporary (STS) key: its token's refusal, raised at the known-key check.
+    token_error: Err | None = None
 
     @property
     def identity(self) -> dict[str, Any] | None:
@@ -70,6 +73,18 @@ class Call(NamedTuple):
         key = self.key
         if key is None:
             return {"Anonymous": True, "RequestId": self.request_id} if self.anonymous else None
+        session = key.session
+        if session is not None:  # a temporary key: the role it acts as, not a sub-user
+            return {
+                "AccountId": key.account.id,
+                "AccountName": key.account.name,
+                "SubUser": None,
+                "AccessKeyId": key.id,
+                "RequestId": self.request_id,
+                "RoleArn": session.role.arn,
+                "RoleSessionName": session.name,
+                "AssumedBy": session.assumed_by,
+            }
         return {
             "AccountId": key.account.id,
             "AccountName": key.account.name,

@@ -33,6 +33,7 @@ class Entry:
     template: str
     meaning: str
     defaults: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    seed: bool = True  # a row of the common error table; False: one the gateway adds (STS...)
 
     def message(self, params: Mapping[str, str] | None = None) -> str:
         if not self.defaults and not params:
@@ -75,6 +76,11 @@ def echo(text: str) -> str:
 
 def _entry(code: str, status: int, template: str, meaning: str, **defaults: str) -> Entry:
     return Entry(code, status, template, meaning, MappingProxyType(defaults))
+
+
+def _beyond(code: str, status: int, template: str, meaning: str) -> Entry:
+    """A row beyond the seed table (tests/data/common-errors.seed.txt), with Alibaba Cloud's status."""
+    return Entry(code, status, template, meaning, MappingProxyType({}), seed=False)
 
 
 class Err(enum.Enum):
@@ -245,6 +251,43 @@ class Err(enum.Enum):
         "InvalidParameter", 400, "The specified parameter is not valid", "a parameter breaks its rule"
     )
 
+    # -- Beyond the seed table: temporary credentials (STS), issue #17 ----------------------------
+    MISSING_SECURITY_TOKEN = _beyond(
+        "MissingSecurityToken", 400, "SecurityToken is missing.", "a temporary (STS.) key sent without its token"
+    )
+    TOKEN_MALFORMED = _beyond(
+        "InvalidSecurityToken.Malformed", 400, "Specified SecurityToken is malformed.",
+        "the token is tampered, truncated or not one this deployment issued",
+    )
+    TOKEN_EXPIRED = _beyond(
+        "InvalidSecurityToken.Expired", 400, "Specified SecurityToken is expired.", "the token's Expiration has passed"
+    )
+    TOKEN_MISMATCH = _beyond(
+        "InvalidSecurityToken.MismatchWithAccessKey", 400, "Specified SecurityToken mismatch with the AccessKey.",
+        "the token belongs to another key",
+    )
+    ROLE_NOT_FOUND = _beyond(
+        "EntityNotExist.Role", 404, "The specified Role not exists.", "AssumeRole: no such role in the caller's account"
+    )
+    NO_PERMISSION = _beyond(
+        "NoPermission", 403, "You are not authorized to do this action. You should be authorized by RAM.",
+        "AssumeRole: the caller is not trusted by the role",
+    )
+    INVALID_DURATION = _beyond(
+        "InvalidParameter.DurationSeconds", 400,
+        "The Min/Max value of DurationSeconds is 900 seconds/the role's maximum session duration.",
+        "AssumeRole: DurationSeconds out of range",
+    )
+    INVALID_ROLE_SESSION_NAME = _beyond(
+        "InvalidParameter.RoleSessionName", 400,
+        "The parameter RoleSessionName is wrong: 2 to 64 letters, digits, '.', '@', '-' or '_'.",
+        "AssumeRole: RoleSessionName breaks its rule",
+    )
+    INVALID_POLICY_GRAMMAR = _beyond(
+        "InvalidParameter.PolicyGrammar", 400, "The parameter Policy has not passed grammar check.",
+        "AssumeRole: the session policy is not Alibaba Cloud policy grammar",
+    )
+
     @property
     def code(self) -> str:
         return self.value.code
@@ -253,6 +296,9 @@ class Err(enum.Enum):
     def status(self) -> int:
         return self.value.status
 
+
+#: The rows of the common error table, in its order (`Err` adds rows of its own after them).
+SEED: tuple[Err, ...] = tuple(member for member in Err if member.value.seed)
 
 #: Wire code -> the member a wrapped service's ``{"Code": ...}`` answer maps to (first row wins).
 BY_CODE: Mapping[str, Err] = MappingProxyType(

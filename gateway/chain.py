@@ -7,6 +7,7 @@ trip (`gateway.admit`), so a request that any check refuses has consumed nothing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.admit import Admission
@@ -15,13 +16,14 @@ from gateway.checks.access import Access
 from gateway.checks.caller import KnownApi, Timestamp, known_key, signature
 from gateway.checks.host import Host
 from gateway.checks.owner import account_state, owner
-from gateway.checks.params import Params
+from gateway.checks.params import COMMON_PARAMETERS, Params
 from gateway.checks.request import SignatureProtocol, nonce_shape, required
 from gateway.parse import Keystore, Parser
-from gateway.policy import Policy
+from gateway.policy import AccessKey, Policy
 from gateway.resources import ResourceResolver
 from gateway.settings import Settings
 from gateway.stores import Store
+from gateway.sts.keys import STS_PARAMETERS, TemporaryKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,14 @@ class Chain:
 ALL, SIGNED = True, False
 
 
+def _key_lookup(policy: Policy, keystore: Keystore | None) -> Callable[[str], AccessKey | None]:
+    """Where a temporary key's assuming key is found: the policy file, then the keystore's cache (a key
+    kept in Redis is found once this gateway has read it)."""
+    if keystore is None:
+        return policy.access_keys.get
+    return lambda key_id: policy.access_keys.get(key_id) or keystore.entries.get(key_id)
+
+
 def build_chain(settings: Settings, policy: Policy, store: Store, resolver: ResourceResolver,
                 keystore: Keystore | None = None) -> Chain:
     rows: tuple[tuple[Check, bool], ...] = (
@@ -47,11 +57,12 @@ def build_chain(settings: Settings, policy: Policy, store: Store, resolver: Reso
         (SignatureProtocol(v1_methods=settings.signature_methods,           # InvalidParamater
                            v3_methods=settings.v3_signature_methods), SIGNED),
         (KnownApi(policy.apis), ALL),                           # InvalidParameter (Action or Version)
-        (known_key, SIGNED),                                    # InvalidAccessKeyId.NotFound, Disabled
+        (known_key, SIGNED),  # InvalidAccessKeyId.NotFound, Disabled; MissingSecurityToken, InvalidSecurityToken.*
         (signature, SIGNED),                                    # IncompleteSignature
         # Declared parameters only once a key is proven: patterns and numbers are work (#16 item 18);
         # an anonymous API offers that work to anyone, as its policy chose.
-        (Params(max_repeated=settings.max_repeated), ALL),      # UnsupportedParameter, InvalidParameter
+        (Params(max_repeated=settings.max_repeated,             # UnsupportedParameter, InvalidParameter
+                common=COMMON_PARAMETERS | STS_PARAMETERS if policy.sts is not None else COMMON_PARAMETERS), ALL),
         (Timestamp(skew=settings.timestamp_skew), SIGNED),      # IllegalTimestamp
         (nonce_shape, SIGNED),                                  # InvalidParameter (claimed in admit)
         # Anonymous: OwnerId / OwnerAccount name no account of the caller's, so they are refused.
@@ -62,7 +73,9 @@ def build_chain(settings: Settings, policy: Policy, store: Store, resolver: Reso
     return Chain(
         # UnsupportedHTTPMethod (before the body is read), then InvalidParameter (bad input); ServiceUnavailable
         # when a key is in neither the file nor the keystore's cache and Redis cannot be read
-        Parser(policy, max_body_bytes=settings.max_body_bytes, keystore=keystore),
+        Parser(policy, max_body_bytes=settings.max_body_bytes, keystore=keystore,
+               temporary=None if policy.sts is None
+               else TemporaryKeys(policy, policy.sts, lookup=_key_lookup(policy, keystore))),
         tuple(check for check, _ in rows),
         # SignatureNonceUsed, Throttling, ClientToken rows
         Admission(store, policy, skew=settings.timestamp_skew, lease_seconds=settings.idempotency_lease,

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
+from gateway import cli_sts
 from gateway.cli_keys import ADMIN_COMMANDS, add_arguments, check_shadowing
 from gateway.errors import SettingsError
 from gateway.policy import Policy, PolicyError, load_policy
@@ -118,6 +119,9 @@ def sign(args: argparse.Namespace) -> int:
     if urlsplit(endpoint).scheme not in ("http", "https"):
         raise UsageError(f"endpoint {endpoint!r} is not an http(s) URL")
     params = {}
+    token = cli_sts.security_token(args)
+    if token:
+        params["SecurityToken"] = token  # temporary credentials (STS): signed like every parameter
     for item in args.params:
         name, sep, value = item.partition("=")
         if not sep or not name:
@@ -151,6 +155,19 @@ def _read(path: str) -> str:
             return file.read()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def assume_role(args: argparse.Namespace) -> int:
+    values = {field: getattr(args, field) or os.environ.get(env) for field, env in SIGN_ENV.items()}
+    if not values["access_key_id"] or not values["secret"]:
+        raise UsageError("assume-role needs --access-key-id and --secret (or GATEWAY_SIGN_ACCESS_KEY_ID/_SECRET)")
+    endpoint = values["endpoint"] or "http://127.0.0.1:8080/"
+    if urlsplit(endpoint).scheme not in ("http", "https"):
+        raise UsageError(f"endpoint {endpoint!r} is not an http(s) URL")
+    try:
+        return cli_sts.assume_role(args, values["access_key_id"], values["secret"], endpoint)
+    except cli_sts.AssumeRoleFailed as exc:
+        raise UsageError(f"AssumeRole failed: {exc}") from None
 
 
 def check_config(args: argparse.Namespace) -> int:
@@ -189,6 +206,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "serve": (serve, "run the gateway (in front of GATEWAY_UPSTREAM_URL, or the bundled demo service)"),
     "sign": (sign, "print a signed request URL (or curl line) for Name=Value parameters"),
     "check-config": (check_config, "validate the settings and the policy file, print a summary"),
+    "assume-role": (assume_role, "call AssumeRole on the gateway, print the temporary credentials"),
     **ADMIN_COMMANDS,  # keys, accounts, sub-users (gateway.cli_keys)
 }
 
@@ -218,7 +236,11 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--private-key-file", dest="private_key_file",
                              help="ACS3-RSA-SHA256: the PEM private key (instead of --secret)")
             sub.add_argument("--curl", action="store_true", help="print a curl command line")
+            sub.add_argument("--security-token", dest="security_token",
+                             help="sign with temporary credentials (default GATEWAY_SIGN_SECURITY_TOKEN)")
             sub.add_argument("params", nargs="*", metavar="Name=Value")
+        if name == "assume-role":
+            cli_sts.add_arguments(sub)
         add_arguments(name, sub)
     return root
 

@@ -25,8 +25,12 @@ REQUEST_ID = b"x-acs-request-id"
 HEADERS: MappingProxyType[bytes, Callable[[Call], str | None]] = MappingProxyType({
     b"x-gateway-account-id": lambda ctx: str(ctx.key.account.id) if ctx.key else None,
     b"x-gateway-account-name": lambda ctx: ctx.key.account.name if ctx.key else None,
-    b"x-gateway-sub-user": lambda ctx: ctx.key.user.name if ctx.key and ctx.key.user else None,
+    b"x-gateway-sub-user": lambda ctx: ctx.key.user.name if ctx.key and ctx.key.user and not ctx.key.session else None,
     b"x-gateway-access-key-id": lambda ctx: ctx.key.id if ctx.key else None,
+    # A temporary (STS) key: the role it acts as, its session name, and the key that assumed the role.
+    b"x-gateway-role-arn": lambda ctx: ctx.key.session.role.arn if ctx.key and ctx.key.session else None,
+    b"x-gateway-role-session-name": lambda ctx: ctx.key.session.name if ctx.key and ctx.key.session else None,
+    b"x-gateway-assumed-by": lambda ctx: ctx.key.session.assumed_by if ctx.key and ctx.key.session else None,
     b"x-gateway-anonymous": lambda ctx: "true" if ctx.anonymous else None,  # and none of the above
     REQUEST_ID: lambda ctx: ctx.request_id,
 })

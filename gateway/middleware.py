@@ -22,6 +22,7 @@ from gateway.resources import ResourceResolver
 from gateway.respond import Responder, send_error, send_stored
 from gateway.settings import Settings
 from gateway.stores import Store
+from gateway.sts.assume import with_sts
 from gateway.target import check_target
 
 log = logging.getLogger("gateway")
@@ -56,9 +57,9 @@ class GatewayMiddleware:
         gateway: Gateway | None = None,
         live: bool = False,
     ) -> None:
-        self.app = app
         self.gateway = gateway = gateway if gateway is not None else build(
             settings, policy=policy, store=store, resolver=resolver, observers=observers)
+        self.app = with_sts(app, gateway.policy)  # AssumeRole is answered by the gateway itself
         self.settings, self.store, self.observers = gateway.settings, gateway.store, gateway.observers
         self.chain, self.ops, self.client_address = gateway.chain, gateway.ops, gateway.client_address
         self.reloader = Reloader(gateway, self._swap)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.types import Receive
 
@@ -20,6 +20,9 @@ from gateway.errors import BadInput, ClientDisconnected, GatewayError
 from gateway.parsing import parse_into
 from gateway.policy import AccessKey, Policy
 from gateway.signing import parse_v3_authorization
+
+if TYPE_CHECKING:
+    from gateway.sts.keys import TemporaryKeys
 
 ALLOWED_METHODS = frozenset({"GET", "POST"})
 FORM = "application/x-www-form-urlencoded"
@@ -110,13 +113,15 @@ _NO_KEYS: Mapping[str, AccessKey | None] = {}
 class Parser:
     """GET and POST only (checked before the body is read), the body under its size limit, then the `Call`."""
 
-    def __init__(self, policy: Policy, *, max_body_bytes: int, keystore: Keystore | None = None) -> None:
+    def __init__(self, policy: Policy, *, max_body_bytes: int, keystore: Keystore | None = None,
+                 temporary: TemporaryKeys | None = None) -> None:
         self.max_body = max_body_bytes
         self.api = policy.api
         self.keys = policy.access_keys
         # A file key costs one lookup, a cached keystore key two (the file's, then the cache's).
         self.keystore = keystore
         self.cached = keystore.entries if keystore is not None else _NO_KEYS
+        self.temporary = temporary  # with [sts]: temporary keys, resolved from their SecurityToken
 
     def __call__(self, exchange: Exchange) -> Call | Awaitable[Call]:
         if exchange.method not in ALLOWED_METHODS:
@@ -142,7 +147,8 @@ class Parser:
             return self._with_body(exchange)
         # A GET without a body, the common case, needs no coroutine at all.
         call = self.parse(exchange, b"")
-        if call.key is None and self.keystore is not None and self.keystore.missing(call.access_key_id):
+        if (call.key is None and call.token_error is None and self.keystore is not None
+                and self.keystore.missing(call.access_key_id)):
             return self.keystore.complete(call)  # a key not cached yet: read from Redis
         return call
 
@@ -153,7 +159,8 @@ class Parser:
             # (Starlette's request.form() does). Version 1.0 does not even sign one.
             raise BadInput("a body is only accepted on a POST")
         call = self.parse(exchange, body)
-        if call.key is None and self.keystore is not None and self.keystore.missing(call.access_key_id):
+        if (call.key is None and call.token_error is None and self.keystore is not None
+                and self.keystore.missing(call.access_key_id)):
             return await self.keystore.complete(call)
         return call
 
@@ -186,12 +193,16 @@ class Parser:
                 anonymous = self._anonymous(exchange, query, params, body, answer_format)
                 if anonymous is not None:
                     return anonymous
+            key = self.keys.get(key_id or "") or self.cached.get(key_id or "")
+            refusal = None
+            temporary = self.temporary
+            if temporary is not None and key_id is not None and (key is None or "SecurityToken" in params):
+                key, refusal = temporary.resolve(key_id, key, params.get("SecurityToken"))
             return Call(
                 exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
                 query, params, body, params.get("SignatureVersion"), action, version, key_id,
                 params.get("Signature"), params.get("SignatureMethod"), params.get("SignatureNonce"),
-                params.get("Timestamp"), None, self.api(version or "", action or ""),
-                self.keys.get(key_id or "") or self.cached.get(key_id or ""),
+                params.get("Timestamp"), None, self.api(version or "", action or ""), key, token_error=refusal,
             )
         try:
             auth = parse_v3_authorization(authorization)
@@ -206,12 +217,19 @@ class Parser:
             # V3 carries no Format: JSON unless the Accept header asks for XML (CONTRACT §3).
             answer_format = "XML" if "xml" in headers.get("accept", "").lower() else "JSON"
         action, version = headers.get("x-acs-action"), headers.get("x-acs-version")
+        key = self.keys.get(auth.access_key_id) or self.cached.get(auth.access_key_id)
+        refusal = None
+        temporary = self.temporary
+        if temporary is not None and (key is None or "x-acs-security-token" in headers):
+            token = headers.get("x-acs-security-token")
+            key, refusal = temporary.resolve(auth.access_key_id, key, token)
+            if token is not None and "x-acs-security-token" not in auth.signed_headers:
+                key, refusal = None, Err.INCOMPLETE_SIGNATURE  # an unsigned token could be swapped
         return Call(
             exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
             query, params, body, "3", action, version, auth.access_key_id, auth.signature, auth.algorithm,
             headers.get("x-acs-signature-nonce"), headers.get("x-acs-date"), auth,
-            self.api(version or "", action or ""),
-            self.keys.get(auth.access_key_id) or self.cached.get(auth.access_key_id),
+            self.api(version or "", action or ""), key, token_error=refusal,
         )
 
     def _anonymous(self, exchange: Exchange, query: dict[str, str], params: dict[str, str], body: bytes,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.catalog import BY_CODE, Err
+from gateway.catalog import BY_CODE, SEED, Err
 from gateway.errors import ApiError, GatewayError
 
 TABLE = Path(__file__).parent / "data" / "common-errors.seed.txt"
@@ -27,7 +27,7 @@ def test_the_table_has_forty_rows() -> None:
 
 
 def test_every_row_is_a_member_in_table_order() -> None:
-    members = list(Err)
+    members = list(SEED)
     assert len(members) == len(table_rows())
     for member, (code, message, status, meaning) in zip(members, table_rows(), strict=True):
         assert (member.code, member.status, member.value.message()) == (code, status, message), (
@@ -37,13 +37,13 @@ def test_every_row_is_a_member_in_table_order() -> None:
 
 def test_rows_sharing_a_code_are_distinct_members() -> None:
     by_code: dict[str, int] = {}
-    for member in Err:
+    for member in SEED:
         by_code[member.code] = by_code.get(member.code, 0) + 1
     assert by_code["MissingParameter"] == 6
     assert by_code["Throttling"] == 2
     assert by_code["InvalidParameter"] == 3
     assert by_code["UnsupportedParameter"] == 2
-    assert len({member.name for member in Err}) == 40
+    assert len({member.name for member in SEED}) == 40
 
 
 @pytest.mark.parametrize(

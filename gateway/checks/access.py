@@ -8,7 +8,8 @@ from types import MappingProxyType
 from gateway.call import Call
 from gateway.catalog import Err
 from gateway.errors import GatewayError
-from gateway.policy import ApiSpec, SubUser
+from gateway.memo import PerObjects
+from gateway.policy import AccessKey, ApiSpec, Statement, SubUser
 from gateway.resources import ResourceResolver
 
 #: Resource kind -> the row refusing a RAM check on one that does not exist.
@@ -34,11 +35,19 @@ def _named_resources(api: ApiSpec, params: Mapping[str, str]) -> list[tuple[str,
     return list(dict.fromkeys(named))
 
 
-def _ram_allows(user: SubUser, action: str, targets: list[str]) -> bool:
+def _allows(key: AccessKey, user: SubUser, action: str, targets: list[str]) -> bool:
+    """The sub-user's (or role's) statements allow it, and so does a temporary key's session policy."""
+    if not _ram_allows(user.statements, action, targets):
+        return False
+    session = key.session
+    return session is None or session.statements is None or _ram_allows(session.statements, action, targets)
+
+
+def _ram_allows(statements: tuple[Statement, ...], action: str, targets: list[str]) -> bool:
     # Deny wins over Allow; nothing allowed means denied. Every target must pass on its own.
     for target in targets:
         allowed = False
-        for statement in user.statements:
+        for statement in statements:
             if statement.actions.match(action) and statement.resources.match(target):
                 if statement.effect == "Deny":
                     return False
@@ -53,6 +62,9 @@ class Access:
 
     def __init__(self, resolver: ResourceResolver) -> None:
         self.resolver = resolver
+        # A call naming no resource is decided by the key and the API alone (statements never change
+        # once loaded): decided once per pair, as a regex match per statement on every call is work.
+        self._account_wide: PerObjects[bool] = PerObjects()
 
     def __call__(self, call: Call) -> Awaitable[None] | None:
         key, api = call.key, call.api
@@ -74,13 +86,17 @@ class Access:
         named = _named_resources(api, call.params)
         if named:
             # Only a sub-user naming resources waits for the resolver; every other call stays sync.
-            return self._check_resources(user, api.action, key.account.id, named)
-        if not _ram_allows(user, api.action, ["*"]):
+            return self._check_resources(key, user, api.action, named)
+        allowed = self._account_wide.get(key, api)
+        if allowed is None:
+            allowed = self._account_wide.put(_allows(key, user, api.action, ["*"]), key, api)
+        if not allowed:
             raise GatewayError(Err.FORBIDDEN_RAM)
         return None
 
-    async def _check_resources(self, user: SubUser, action: str, account: int,
+    async def _check_resources(self, key: AccessKey, user: SubUser, action: str,
                                named: list[tuple[str, str]]) -> None:
+        account = key.account.id
         targets = []
         for kind, resource_id in named:
             resource = await self.resolver.lookup(kind, resource_id)
@@ -94,5 +110,5 @@ class Access:
             targets.append(f"{kind}/{resource.id}")
             if resource.id != resource_id:
                 targets.append(f"{kind}/{resource_id}")
-        if not _ram_allows(user, action, targets):
+        if not _allows(key, user, action, targets):
             raise GatewayError(Err.FORBIDDEN_RAM)

@@ -34,10 +34,11 @@ class KnownApi:
 
 
 def known_key(call: Call) -> None:
-    """The AccessKeyId exists and is enabled (looked up by `gateway.parse`: one dict lookup)."""
+    """The AccessKeyId exists and is enabled (looked up by `gateway.parse`: one dict lookup); a temporary
+    key's token verified (`gateway.sts.keys`: its refusal comes here, before the signature check)."""
     key = call.key
     if key is None:
-        raise GatewayError(Err.ACCESS_KEY_NOT_FOUND)
+        raise GatewayError(call.token_error or Err.ACCESS_KEY_NOT_FOUND)
     if not key.enabled:
         raise GatewayError(Err.ACCESS_KEY_DISABLED)
 

@@ -83,16 +83,17 @@ class Params:
     caller who has proven no key must not be able to ask for.
     """
 
-    def __init__(self, *, max_repeated: int) -> None:
+    def __init__(self, *, max_repeated: int, common: frozenset[str] = COMMON_PARAMETERS) -> None:
         self.max_repeated = max_repeated
+        self.common = common  # with [sts], SecurityToken too
 
     def __call__(self, call: Call) -> None:
         api = call.api
         if api is None:
             return
-        declared = api.params
+        declared, common = api.params, self.common
         for name, value in call.params.items():
-            if name in COMMON_PARAMETERS:
+            if name in common:
                 continue
             spec = declared.get(name)
             if spec is None or spec.repeated:

@@ -24,19 +24,19 @@ from gateway.policy.model import (
     Account,
     Policy,
     Resource,
-    Statement,
+    Role,
     SubUser,
 )
+from gateway.policy.roles import RoleEntries
 from gateway.signing.algorithms import PublicKey
 
 DEMO_POLICY = Path(__file__).resolve().parent.parent / "demo_policy.toml"
 
-TOP_LEVEL = ("accounts", "access_keys", "sub_users", "resources", "apis", "limits")
+TOP_LEVEL = ("accounts", "access_keys", "sub_users", "resources", "apis", "limits", "roles", "sts")
 ACCOUNT_FIELDS = ("id", "name", "real_name_verified", "balance")
 KEY_FIELDS = ("id", "secrets", "secret_env", "account", "user", "enabled", "actions", "denied_params", "quota",
               "public_keys", "public_keys_env")
 SUB_USER_FIELDS = ("account", "name", "statements")
-STATEMENT_FIELDS = ("effect", "actions", "resources")
 RESOURCE_FIELDS = ("kind", "id", "account")
 LIMIT_FIELDS = ("flow", "quota_scope")
 
@@ -47,6 +47,7 @@ _IDENTITY: Mapping[str, Callable[[Any], object]] = MappingProxyType({
     "access_keys": lambda k: k.id,
     "sub_users": lambda u: (u.account.id, u.name),
     "resources": lambda r: (r.kind, r.id),
+    "roles": lambda r: (r.account.id, r.name.lower()),  # role names are case-insensitive, as in RAM
 })
 
 
@@ -71,7 +72,7 @@ def parse_policy(text: str, source: str, environ: Mapping[str, str], *, entries_
     return replace(policy, text_sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
-class _Builder(ApiEntries):
+class _Builder(ApiEntries, RoleEntries):
     def __init__(self, source: str, lines: Lines, environ: Mapping[str, str], *, entries_only: bool = False) -> None:
         super().__init__(source, lines, environ)
         self.entries_only = entries_only
@@ -84,6 +85,16 @@ class _Builder(ApiEntries):
         sub_users = {(u.account.id, u.name): u for u in self.each("sub_users", data, self.sub_user, accounts)}
         keys = {k.id: k for k in self.each("access_keys", data, self.access_key, accounts, sub_users)}
         resources = {(r.kind, r.id): r for r in self.each("resources", data, self.resource, accounts)}
+        roles: dict[tuple[int, str], Role] = {
+            (r.account.id, r.name.lower()): r for r in self.each("roles", data, self.role, accounts, sub_users)}
+        sts = self.sts(data.get("sts"))
+        if roles and sts is None:
+            raise self.fail(self.lines.nth_header("roles", 0), "roles", "[[roles]] need [sts] (signing_key_env)")
+        temporary = next((k for k in keys if k.startswith("STS.")), None) if sts is not None else None
+        if temporary is not None:
+            raise self.fail(self.lines.first(temporary), "access_keys", f"{temporary!r}: ids starting with \"STS.\" "
+                            "are the temporary keys AssumeRole issues")
+        apis = self.apis(self.table(data.get("apis", {}), "apis", 1))
         line = self.lines.first("quota_scope")
         scope = limits.get("quota_scope", "key")
         if scope not in ("key", "account"):
@@ -98,10 +109,12 @@ class _Builder(ApiEntries):
             accounts=MappingProxyType(accounts),
             access_keys=MappingProxyType(keys),
             sub_users=MappingProxyType(sub_users),
-            apis=apis,
+            apis=apis if sts is None else self.with_sts_api(apis),
             resources=MappingProxyType(resources),
             flow=self.rate(limits.get("flow"), self.lines.first("[limits"), "limits"),
             quota_scope=scope,
+            roles=MappingProxyType(roles),
+            sts=sts,
         )
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -149,20 +162,8 @@ class _Builder(ApiEntries):
         label = self.typed(entry, "name", str, line, name)
         if not label:
             raise self.fail(line, name, "needs a name")
-        statements = []
-        for index, raw in enumerate(self.typed(entry, "statements", list, line, name, [])):
-            where = f"{name}.statements[{index}]"
-            if not isinstance(raw, dict):
-                raise self.fail(line, where, "must be a table")
-            self.fields(raw, STATEMENT_FIELDS, line, where)
-            if raw.get("effect") not in ("Allow", "Deny"):
-                raise self.fail(line, where, "effect must be \"Allow\" or \"Deny\"")
-            statements.append(Statement(
-                effect=raw["effect"],
-                actions=self.globs(raw.get("actions"), line, where, "actions"),
-                resources=self.globs(raw.get("resources", ["*"]), line, where, "resources"),
-            ))
-        return SubUser(account=self.owner(entry, line, name, accounts), name=label, statements=tuple(statements))
+        statements = self.statements(self.typed(entry, "statements", list, line, name, []), line, name)
+        return SubUser(account=self.owner(entry, line, name, accounts), name=label, statements=statements)
 
     def access_key(self, entry: dict[str, Any], line: int, name: str, accounts: Mapping[int, Account],
                    sub_users: Mapping[tuple[int, str], SubUser]) -> AccessKey:

@@ -48,6 +48,40 @@ class SubUser:
 
 
 @dataclass(frozen=True, slots=True)
+class Role:
+    """A ``[[roles]]`` entry: who may assume it (``trusted``: sub-user names and/or ``"root"``), for how
+    long at most, and the RAM statements its temporary keys act under."""
+
+    account: Account
+    name: str
+    trusted: frozenset[str]
+    max_duration: int
+    statements: tuple[Statement, ...]
+
+    @property
+    def arn(self) -> str:
+        return f"acs:ram::{self.account.id}:role/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What a verified SecurityToken says: the role, the session, who assumed it, until when."""
+
+    role: Role
+    name: str  # RoleSessionName
+    assumed_by: str  # the AccessKeyId that called AssumeRole: quotas count against it
+    expires: int  # seconds since the epoch
+    statements: tuple[Statement, ...] | None  # the session policy; None when AssumeRole was given none
+
+
+@dataclass(frozen=True, slots=True)
+class StsConfig:
+    """``[sts]``: the deployment serves AssumeRole and verifies the temporary keys it issues."""
+
+    signing_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class AccessKey:
     id: str
     secrets: tuple[str, ...]  # empty for a key that signs with RSA (public_keys)
@@ -59,6 +93,7 @@ class AccessKey:
     quota: Rate | None = None
     # ACS3-RSA-SHA256 only: the key pair's public halves (one, or two while it is rotated).
     public_keys: tuple[PublicKey, ...] = ()
+    session: Session | None = None  # a temporary (STS) key: the token's claims
 
     def __repr__(self) -> str:
         # Secrets must never reach a log line, a traceback or an error body.
@@ -119,6 +154,9 @@ class Policy:
     quota_scope: QuotaScope = "key"
     # SHA-256 of the text it was read from: a reload of the same text changes nothing ("unchanged").
     text_sha256: str = ""
+    # (account id, role name lower-cased): role names are case-insensitive, as in RAM.
+    roles: Mapping[tuple[int, str], Role] = field(default_factory=lambda: MappingProxyType({}))
+    sts: StsConfig | None = None
 
     def api(self, version: str, action: str) -> ApiSpec | None:
         return self.apis.get(version, _NO_APIS).get(action)
