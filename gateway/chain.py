@@ -23,6 +23,7 @@ from gateway.policy import AccessKey, Policy
 from gateway.resources import ResourceResolver
 from gateway.settings import Settings
 from gateway.stores import Store
+from gateway.sts.assume import AssumeRole
 from gateway.sts.keys import STS_PARAMETERS, TemporaryKeys
 
 
@@ -33,6 +34,9 @@ class Chain:
     admit: Admission
     # The rows of `checks` marked for anonymous calls too, in the same order (`gateway.anonymous`).
     anonymous_checks: tuple[Check, ...] = ()
+    # With [sts]: what answers AssumeRole instead of the service. Built from the same policy as the
+    # parser that names a call's API, so a reload that adds, changes or drops [sts] swaps both at once.
+    assume: AssumeRole | None = None
 
 
 # Second column: does the check run on an anonymous call? Those that read credentials (the common
@@ -81,4 +85,5 @@ def build_chain(settings: Settings, policy: Policy, store: Store, resolver: Reso
         Admission(store, policy, skew=settings.timestamp_skew, lease_seconds=settings.idempotency_lease,
                   answer_ttl=settings.idempotency_ttl, fail_open=settings.fail_open),
         tuple(check for check, anonymous_too in rows if anonymous_too),
+        None if policy.sts is None else AssumeRole(policy),
     )

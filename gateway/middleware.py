@@ -11,18 +11,19 @@ from gateway.admit import Admitted
 from gateway.build import Gateway, Observer, build
 from gateway.call import Call, Exchange
 from gateway.catalog import Err
+from gateway.chain import Chain
 from gateway.errors import BadInput, ClientDisconnected, GatewayError
 from gateway.forwarded import Headers, forwarded_headers
 from gateway.identity import client_headers, downstream_headers
 from gateway.live import LiveReload
 from gateway.parse import guess_format
 from gateway.policy import Policy
+from gateway.policy.roles import ASSUME_ROLE_API
 from gateway.reload import Reload, Reloader
 from gateway.resources import ResourceResolver
 from gateway.respond import Responder, send_error, send_stored
 from gateway.settings import Settings
 from gateway.stores import Store
-from gateway.sts.assume import with_sts
 from gateway.target import check_target
 
 log = logging.getLogger("gateway")
@@ -59,7 +60,7 @@ class GatewayMiddleware:
     ) -> None:
         self.gateway = gateway = gateway if gateway is not None else build(
             settings, policy=policy, store=store, resolver=resolver, observers=observers)
-        self.app = with_sts(app, gateway.policy)  # AssumeRole is answered by the gateway itself
+        self.app = app
         self.settings, self.store, self.observers = gateway.settings, gateway.store, gateway.observers
         self.chain, self.ops, self.client_address = gateway.chain, gateway.ops, gateway.client_address
         self.reloader = Reloader(gateway, self._swap)
@@ -116,7 +117,9 @@ class GatewayMiddleware:
                 if admitted.replay is not None:
                     await send_stored(exchange, send, admitted.replay)
                 else:
-                    await self._forward(exchange, call, admitted, scope, client, send)
+                    # AssumeRole is answered by the gateway itself, by the chain that admitted it.
+                    app = self.app if call.api is not ASSUME_ROLE_API else _assume_role(chain)
+                    await self._forward(exchange, call, admitted, scope, client, send, app)
             except GatewayError as exc:
                 guess_format(exchange, {})
                 error = exc
@@ -135,7 +138,7 @@ class GatewayMiddleware:
                     log.exception("observer %r failed on request %s", observe, exchange.request_id)
 
     async def _forward(self, exchange: Exchange, call: Call, admitted: Admitted, scope: Scope, client: Headers,
-                       send: Send) -> None:
+                       send: Send, app: ASGIApp) -> None:
         holds_token = admitted.holds_token
         responder = Responder(exchange, call.action or "", send, keep=admitted.keep if holds_token else None,
                               max_answer=self.settings.max_answer_bytes)
@@ -145,7 +148,7 @@ class GatewayMiddleware:
             error: GatewayError | None = None
             try:
                 admitted.start()  # here, so that settle always stops it
-                await self.app(downstream, _replay(call.body, exchange.receive), responder)
+                await app(downstream, _replay(call.body, exchange.receive), responder)
                 if responder.refused and not responder.started:  # the app swallowed the refusal
                     error = GatewayError(Err.INTERNAL_ERROR)
             except GatewayError as exc:  # ApiError raised by the wrapped service
@@ -178,6 +181,13 @@ class GatewayMiddleware:
             # request.client must agree with X-Forwarded-For: a trusted proxy's client has no known port.
             downstream["client"] = (address, 0)
         return downstream
+
+
+def _assume_role(chain: Chain) -> ASGIApp:
+    # Only a policy with [sts] declares the AssumeRole API, and its chain has the answerer: never the service.
+    if chain.assume is None:
+        raise GatewayError(Err.INTERNAL_ERROR)
+    return chain.assume
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -1,9 +1,10 @@
 """AssumeRole, answered by the gateway itself once the chain admitted the call (signature, timestamp,
 nonce, flow control, the caller's RAM statements: like any other API).
 
-`with_sts` puts `AssumeRoleApp` in front of the wrapped service when the policy has ``[sts]``: it answers
-the AssumeRole API and hands every other call on. The answer is JSON in Alibaba Cloud's STS shape; the
-gateway's responder renders it in the caller's format (and adds the RequestId) like a service's answer.
+`AssumeRole` is an ASGI app of its own, built with each chain from a policy with ``[sts]``
+(`gateway.chain.Chain.assume`): the middleware hands it the AssumeRole call instead of the service.
+The answer is JSON in Alibaba Cloud's STS shape; the gateway's responder renders it in the caller's
+format (and adds the RequestId) like a service's answer.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import json
 import re
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from gateway.call import Call
 from gateway.catalog import Err
 from gateway.errors import BadInput, GatewayError
 from gateway.policy import AccessKey, Policy
 from gateway.policy.model import Role
-from gateway.policy.roles import ASSUME_ROLE_API, DEFAULT_DURATION, MIN_DURATION, ROOT
+from gateway.policy.roles import DEFAULT_DURATION, MIN_DURATION, ROOT
 from gateway.sts import token as tokens
 from gateway.sts.grammar import GrammarError, compact, parse_session_policy
 
@@ -95,23 +96,10 @@ class AssumeRole:
         return int(given)
 
 
-class AssumeRoleApp:
-    """In front of the wrapped service: answers AssumeRole, hands every other call on."""
-
-    def __init__(self, policy: Policy, app: ASGIApp) -> None:
-        self.assume, self.app = AssumeRole(policy), app
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        call = scope.get("gateway")
-        if not isinstance(call, Call) or call.api is not ASSUME_ROLE_API:
-            await self.app(scope, receive, send)
-            return
-        body = json.dumps(self.assume.answer(call), separators=(",", ":")).encode()
+        """Answer the AssumeRole call of ``scope`` (the middleware sends only that API here)."""
+        call = scope["gateway"]
+        body = json.dumps(self.answer(call), separators=(",", ":")).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json;charset=utf-8")]})
         await send({"type": "http.response.body", "body": body})
-
-
-def with_sts(app: ASGIApp, policy: Policy) -> ASGIApp:
-    """``app``, behind the AssumeRole handler when the policy has ``[sts]``."""
-    return app if policy.sts is None else AssumeRoleApp(policy, app)
