@@ -231,8 +231,12 @@ def _public_pem(key: Any) -> str:
 HEAD = '[[accounts]]\nid = 1\nname = "a"\n\n'
 
 
+# A policy must declare an API (#15); after the entry, so that the entry's line numbers stay.
+API = '\n[apis."2014-05-26".DescribeRegions]\n'
+
+
 def _policy(entry: str, environ: dict[str, str] | None = None) -> Any:
-    return parse_policy(HEAD + "[[access_keys]]\n" + entry, "p.toml", environ or {})
+    return parse_policy(HEAD + "[[access_keys]]\n" + entry + API, "p.toml", environ or {})
 
 
 def test_public_keys_inline_and_by_environment() -> None:
