@@ -10,10 +10,14 @@ defaults render the table's own text. The exceptions that carry a member are in 
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
+
+from gateway.echo import ECHO_LIMIT as ECHO_LIMIT  # its home before it moved
+from gateway.echo import echo as echo
+from gateway.entry import Entry as Entry
+from gateway.entry import beyond as _beyond
+from gateway.entry import entry as _entry
 
 _MISSING = "The input parameter “{name}” that is mandatory for processing this request is not supplied"
 _ACTION_OR_VERSION = "The specified parameter “Action or Version” is not valid."
@@ -22,65 +26,6 @@ _THROTTLED = "Request was denied due to request throttling."
 _RAM_NOT_FOUND = (
     "The specified {kind} is not found, so we cann’t get enough information to check permission in RAM."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One row of the table: wire code, HTTP status, message template and its default values."""
-
-    code: str
-    status: int
-    template: str
-    meaning: str
-    defaults: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    seed: bool = True  # a row of the common error table; False: one the gateway adds (STS...)
-
-    def message(self, params: Mapping[str, str] | None = None) -> str:
-        if not self.defaults and not params:
-            return self.template
-        if not params:
-            return self.template.format_map(self.defaults)
-        return self.template.format_map({**self.defaults, **{k: echo(v) for k, v in params.items()}})
-
-
-#: How much of a client's text a Message repeats: enough to recognise a parameter name.
-ECHO_LIMIT = 64
-# What a Message never carries raw: C0 and C1 controls and DEL (a CR/LF would split a log line or a
-# header that copies the Message), Unicode line and paragraph separators, format characters (Unicode
-# category Cf: bidirectional controls reorder what a reader sees, zero-width ones hide text), lone
-# surrogates and the two non-characters XML cannot carry; and the backslash, so that an escape is
-# never ambiguous.
-_UNSAFE = re.compile(
-    r"[\\\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
-    r"\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
-    r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\ud800-\udfff\ufffe\uffff]"
-)
-
-
-def _escaped(match: re.Match[str]) -> str:
-    char = match.group()
-    if char == "\\":
-        return "\\\\"
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
-def echo(text: str) -> str:
-    """Client-supplied ``text`` as a Message may repeat it: escaped as ``\\xNN``/``\\uNNNN``/``\\UNNNNNNNN``,
-    and cut after `ECHO_LIMIT` characters with ``...``."""
-    cut = text[:ECHO_LIMIT]
-    if _UNSAFE.search(cut) is not None:
-        cut = _UNSAFE.sub(_escaped, cut)
-    return cut + "..." if len(text) > ECHO_LIMIT else cut
-
-
-def _entry(code: str, status: int, template: str, meaning: str, **defaults: str) -> Entry:
-    return Entry(code, status, template, meaning, MappingProxyType(defaults))
-
-
-def _beyond(code: str, status: int, template: str, meaning: str) -> Entry:
-    """A row beyond the seed table (tests/data/common-errors.seed.txt), with Alibaba Cloud's status."""
-    return Entry(code, status, template, meaning, MappingProxyType({}), seed=False)
 
 
 class Err(enum.Enum):

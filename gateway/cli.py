@@ -8,27 +8,18 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from urllib.parse import urlsplit
 
 from gateway import cli_sts
 from gateway.cli_keys import ADMIN_COMMANDS, add_arguments, check_shadowing
-from gateway.errors import SettingsError
+from gateway.cli_sign import assume_role, query, sign
+from gateway.errors import SettingsError, UsageError
 from gateway.policy import Policy, PolicyError, load_policy
 from gateway.policy.diff import diff_policies
 from gateway.settings import LOG_LEVELS, Settings
-from gateway.signing import V1_SIGNATURE_METHODS, V3_SIGNATURE_METHODS, percent_encode, sign_request_v1
+from gateway.signing import V1_SIGNATURE_METHODS, V3_SIGNATURE_METHODS, sign_request_v1
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-SIGN_ENV = {
-    "access_key_id": "GATEWAY_SIGN_ACCESS_KEY_ID",
-    "secret": "GATEWAY_SIGN_SECRET",
-    "endpoint": "GATEWAY_SIGN_ENDPOINT",
-}
 DEMO_KEY = ("LTAIdemoAccessKey", "demo-secret-do-not-use")
-
-
-class UsageError(Exception):
-    pass
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -102,72 +93,7 @@ def _print_demo_hint(settings: Settings) -> None:
                              access_key_id=DEMO_KEY[0], secret=DEMO_KEY[1], timestamp=None)
     print(f"demo access key: {DEMO_KEY[0]}  secret: {DEMO_KEY[1]}", flush=True)
     print("try (valid for one call, the nonce is single-use; `gateway sign` makes more):", flush=True)
-    print(f"  curl -s {shlex.quote(endpoint + '?' + _query(params))}", flush=True)
-
-
-def _query(params: dict[str, str]) -> str:
-    return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items())
-
-
-def sign(args: argparse.Namespace) -> int:
-    values = {field: getattr(args, field) or os.environ.get(env) for field, env in SIGN_ENV.items()}
-    if args.private_key_file:  # ACS3-RSA-SHA256: the private key's PEM is the secret, as in tea-openapi
-        values["secret"] = _read(args.private_key_file)
-    if not values["access_key_id"] or not values["secret"]:
-        raise UsageError("sign needs --access-key-id and --secret (or GATEWAY_SIGN_ACCESS_KEY_ID/_SECRET)")
-    endpoint = values["endpoint"] or "http://127.0.0.1:8080/"
-    if urlsplit(endpoint).scheme not in ("http", "https"):
-        raise UsageError(f"endpoint {endpoint!r} is not an http(s) URL")
-    params = {}
-    token = cli_sts.security_token(args)
-    if token:
-        params["SecurityToken"] = token  # temporary credentials (STS): signed like every parameter
-    for item in args.params:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"parameter {item!r} is not Name=Value")
-        params[name] = value
-    if args.signature_method in V3_SIGNATURE_METHODS:
-        from gateway.cli_v3 import sign_v3_lines
-
-        try:
-            print("\n".join(sign_v3_lines(endpoint, args.method, params, algorithm=args.signature_method,
-                                          access_key_id=values["access_key_id"], secret=values["secret"],
-                                          curl=args.curl)))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        return 0
-    signed = sign_request_v1(params, access_key_id=values["access_key_id"], secret=values["secret"],
-                             method=args.method, signature_method=args.signature_method)
-    if args.method == "GET":
-        url = f"{endpoint}?{_query(signed)}"
-        print(f"curl -s {shlex.quote(url)}" if args.curl else url)
-    else:
-        body = _query(signed)
-        print(f"curl -s -X POST -H 'Content-Type: application/x-www-form-urlencoded' "
-              f"--data {shlex.quote(body)} {shlex.quote(endpoint)}" if args.curl else f"{endpoint}\n{body}")
-    return 0
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as file:
-            return file.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def assume_role(args: argparse.Namespace) -> int:
-    values = {field: getattr(args, field) or os.environ.get(env) for field, env in SIGN_ENV.items()}
-    if not values["access_key_id"] or not values["secret"]:
-        raise UsageError("assume-role needs --access-key-id and --secret (or GATEWAY_SIGN_ACCESS_KEY_ID/_SECRET)")
-    endpoint = values["endpoint"] or "http://127.0.0.1:8080/"
-    if urlsplit(endpoint).scheme not in ("http", "https"):
-        raise UsageError(f"endpoint {endpoint!r} is not an http(s) URL")
-    try:
-        return cli_sts.assume_role(args, values["access_key_id"], values["secret"], endpoint)
-    except cli_sts.AssumeRoleFailed as exc:
-        raise UsageError(f"AssumeRole failed: {exc}") from None
+    print(f"  curl -s {shlex.quote(endpoint + '?' + query(params))}", flush=True)
 
 
 def check_config(args: argparse.Namespace) -> int:

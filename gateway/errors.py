@@ -108,3 +108,7 @@ class PolicyError(ValueError):
 
 class SettingsError(ValueError):
     """A bad ``GATEWAY_*`` value; its message names the variable and says what is wrong."""
+
+
+class UsageError(Exception):
+    """A command line `gateway` cannot act on; printed as one line, exit status 2."""

@@ -6,15 +6,28 @@ README's configuration reference is generated from the same rows, so the two can
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
-from urllib.parse import urlsplit
 
 from gateway.errors import SettingsError
 from gateway.keystore.codec import SecretKey, parse_secret_key
+from gateway.settings_parsers import (
+    boolean,
+    choice,
+    csv_list,
+    host_names,
+    int_min,
+    networks,
+    opt_http_url,
+    opt_int_min,
+    opt_text,
+    path_prefix,
+    positive_float,
+    text,
+)
+from gateway.settings_parsers import http_url as http_url  # its home before the parsers moved (gateway.proxy)
 from gateway.signing.algorithms import V3_SIGNATURE_METHODS
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -22,107 +35,6 @@ FORMATS = ("XML", "JSON")
 #: The kinds of store take (`gateway.admit`) an operator may let fail open; no check is skipped.
 FAIL_OPEN_KINDS = ("quota", "flow")
 KEYSTORES = ("file", "redis")
-
-
-
-
-def _str(raw: str) -> str:
-    return raw
-
-
-def _opt_str(raw: str) -> str | None:
-    return raw or None
-
-
-def _int_min(low: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if value < low:
-            raise ValueError(f"must be at least {low}")
-        return value
-
-    return parse
-
-
-def _opt_int_min(low: int) -> Callable[[str], int | None]:
-    parse = _int_min(low)
-
-    def parse_opt(raw: str) -> int | None:
-        return parse(raw) if raw else None
-
-    return parse_opt
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("must be a positive number of seconds")
-    return value
-
-
-def _bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("must be true or false")
-
-
-def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().upper() if upper else raw.strip().lower()
-        if value not in options:
-            raise ValueError(f"must be one of {', '.join(options)}")
-        return value
-
-    return parse
-
-
-def _csv(options: tuple[str, ...] | None = None) -> Callable[[str], tuple[str, ...]]:
-    def parse(raw: str) -> tuple[str, ...]:
-        items = tuple(item.strip() for item in raw.split(",") if item.strip())
-        if options is not None:
-            unknown = [item for item in items if item not in options]
-            if unknown:
-                raise ValueError(f"unknown {', '.join(unknown)} (allowed: {', '.join(options)})")
-        return items
-
-    return parse
-
-
-def _networks(raw: str) -> tuple[str, ...]:
-    items = tuple(item.strip() for item in raw.split(",") if item.strip())
-    for item in items:
-        ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
-    return items
-
-
-def _host_names(raw: str) -> tuple[str, ...]:
-    items = tuple(item.strip().lower() for item in raw.split(",") if item.strip())
-    for item in items:
-        if "/" in item or "@" in item or " " in item:
-            raise ValueError(f"{item!r} is not a host name (name or name:port)")
-    return items
-
-
-def http_url(raw: str) -> str:
-    """``raw``, if it is an http(s) URL with a host and a numeric port (if any); else ValueError."""
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
-    parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
-    return raw
-
-
-def _opt_http_url(raw: str) -> str | None:
-    return http_url(raw) if raw else None
-
-
-def _path_prefix(raw: str) -> str:
-    if not raw.startswith("/") or raw.endswith("/") or len(raw) < 2:
-        raise ValueError("must start with / and not end with / (e.g. /_gateway)")
-    return raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,88 +48,88 @@ class Variable:
 
 
 VARIABLES: tuple[Variable, ...] = (
-    Variable("GATEWAY_CONFIG", "config", "", _opt_str,
+    Variable("GATEWAY_CONFIG", "config", "", opt_text,
              "Path of the policy file (TOML). Unset: the bundled demo policy, with a warning."),
-    Variable("GATEWAY_CONFIG_WATCH", "config_watch", "false", _bool,
+    Variable("GATEWAY_CONFIG_WATCH", "config_watch", "false", boolean,
              "`gateway serve` reloads the policy file when it changes (also a Kubernetes ConfigMap update); "
              "SIGHUP reloads it in any case."),
-    Variable("GATEWAY_HOST", "host", "127.0.0.1", _str, "Address `gateway serve` listens on."),
-    Variable("GATEWAY_PORT", "port", "8080", _int_min(0), "Port `gateway serve` listens on."),
-    Variable("GATEWAY_WORKERS", "workers", "1", _int_min(1),
+    Variable("GATEWAY_HOST", "host", "127.0.0.1", text, "Address `gateway serve` listens on."),
+    Variable("GATEWAY_PORT", "port", "8080", int_min(0), "Port `gateway serve` listens on."),
+    Variable("GATEWAY_WORKERS", "workers", "1", int_min(1),
              "Worker processes for `gateway serve`; more than one requires GATEWAY_REDIS_URL."),
-    Variable("GATEWAY_LOG_LEVEL", "log_level", "info", _choice(LOG_LEVELS), "Log level."),
-    Variable("GATEWAY_ACCESS_LOG", "access_log", "true", _bool,
+    Variable("GATEWAY_LOG_LEVEL", "log_level", "info", choice(LOG_LEVELS), "Log level."),
+    Variable("GATEWAY_ACCESS_LOG", "access_log", "true", boolean,
              "One JSON line per request on the `gateway.access` logger (never a secret or signature)."),
-    Variable("GATEWAY_HOST_ID", "host_id", "", _opt_str,
+    Variable("GATEWAY_HOST_ID", "host_id", "", opt_text,
              "HostId in error bodies. Unset: the host the request addressed (its Host header)."),
-    Variable("GATEWAY_DEFAULT_FORMAT", "default_format", "XML", _choice(FORMATS, upper=True),
+    Variable("GATEWAY_DEFAULT_FORMAT", "default_format", "XML", choice(FORMATS, upper=True),
              "Answer format when the caller gives no Format (and, for V3, no Accept)."),
-    Variable("GATEWAY_MAX_BODY_BYTES", "max_body_bytes", "1048576", _int_min(0),
+    Variable("GATEWAY_MAX_BODY_BYTES", "max_body_bytes", "1048576", int_min(0),
              "Largest request body read; a longer one is refused with InvalidParameter."),
-    Variable("GATEWAY_MAX_ANSWER_BYTES", "max_answer_bytes", "8388608", _int_min(1024),
+    Variable("GATEWAY_MAX_ANSWER_BYTES", "max_answer_bytes", "8388608", int_min(1024),
              "Largest JSON answer of the service held to be rendered in the caller's format; a larger one "
              "is refused with InternalError rather than buffered without bound."),
-    Variable("GATEWAY_MAX_REPEATED", "max_repeated", "100", _int_min(1),
+    Variable("GATEWAY_MAX_REPEATED", "max_repeated", "100", int_min(1),
              "Most values one repeated parameter (Name.1, Name.2, ...) may carry; more is InvalidParameter."),
-    Variable("GATEWAY_HOSTS", "hosts", "", _host_names,
+    Variable("GATEWAY_HOSTS", "hosts", "", host_names,
              "Host names this deployment answers for (name, or name:port), comma-separated. Set: a request "
              "whose Host, or a V3 request whose signed host, is not one of them is refused. Unset: any host."),
-    Variable("GATEWAY_TRUSTED_PROXIES", "trusted_proxies", "", _networks,
+    Variable("GATEWAY_TRUSTED_PROXIES", "trusted_proxies", "", networks,
              "Addresses or networks (CIDR) of proxies in front of the gateway whose X-Forwarded-For is "
              "believed. Unset: none; the client address is the connection's peer."),
-    Variable("GATEWAY_TIMESTAMP_SKEW", "timestamp_skew", "3600", _int_min(1),
+    Variable("GATEWAY_TIMESTAMP_SKEW", "timestamp_skew", "3600", int_min(1),
              "Seconds a Timestamp may differ from the server clock (IllegalTimestamp beyond)."),
     Variable("GATEWAY_SIGNATURE_METHODS", "signature_methods", "HMAC-SHA1,HMAC-SHA256",
-             _csv(("HMAC-SHA1", "HMAC-SHA256")), "Accepted SignatureMethod values for version 1.0."),
+             csv_list(("HMAC-SHA1", "HMAC-SHA256")), "Accepted SignatureMethod values for version 1.0."),
     Variable("GATEWAY_V3_SIGNATURE_METHODS", "v3_signature_methods", ",".join(V3_SIGNATURE_METHODS),
-             _csv(V3_SIGNATURE_METHODS),
+             csv_list(V3_SIGNATURE_METHODS),
              "Accepted V3 `Authorization` algorithms (ACS3-RSA-SHA256 only for keys with `public_keys`, "
              "which accept nothing else); another is InvalidParameter, like an unsupported SignatureMethod."),
-    Variable("GATEWAY_REDIS_URL", "redis_url", "", _opt_str,
+    Variable("GATEWAY_REDIS_URL", "redis_url", "", opt_text,
              "Shared state in Redis (redis://, rediss://, unix://, or a cluster). Unset: in-memory."),
-    Variable("GATEWAY_REDIS_PREFIX", "redis_prefix", "gw", _str, "Prefix of every Redis key."),
-    Variable("GATEWAY_REDIS_TIMEOUT", "redis_timeout", "0.25", _positive_float,
+    Variable("GATEWAY_REDIS_PREFIX", "redis_prefix", "gw", text, "Prefix of every Redis key."),
+    Variable("GATEWAY_REDIS_TIMEOUT", "redis_timeout", "0.25", positive_float,
              "Seconds to wait for Redis (connect and each command) before ServiceUnavailable."),
-    Variable("GATEWAY_FAIL_OPEN", "fail_open", "", _csv(FAIL_OPEN_KINDS),
+    Variable("GATEWAY_FAIL_OPEN", "fail_open", "", csv_list(FAIL_OPEN_KINDS),
              "Takes (quota, flow) skipped when only they fail in Redis; off by default, logged and counted."),
-    Variable("GATEWAY_IDEMPOTENCY_TTL", "idempotency_ttl", "86400", _int_min(1),
+    Variable("GATEWAY_IDEMPOTENCY_TTL", "idempotency_ttl", "86400", int_min(1),
              "Seconds a ClientToken's stored answer is replayed."),
-    Variable("GATEWAY_IDEMPOTENCY_LEASE", "idempotency_lease", "60", _int_min(1),
+    Variable("GATEWAY_IDEMPOTENCY_LEASE", "idempotency_lease", "60", int_min(1),
              "Seconds a ClientToken stays 'processing' if its gateway dies mid-request."),
-    Variable("GATEWAY_UPSTREAM_URL", "upstream_url", "", _opt_http_url,
+    Variable("GATEWAY_UPSTREAM_URL", "upstream_url", "", opt_http_url,
              "Reverse-proxy target of `gateway serve`. Unset: the bundled demo service."),
-    Variable("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", "upstream_connect_timeout", "2", _positive_float,
+    Variable("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", "upstream_connect_timeout", "2", positive_float,
              "Seconds to connect to the upstream (ServiceUnavailable beyond)."),
-    Variable("GATEWAY_UPSTREAM_READ_TIMEOUT", "upstream_read_timeout", "30", _positive_float,
+    Variable("GATEWAY_UPSTREAM_READ_TIMEOUT", "upstream_read_timeout", "30", positive_float,
              "Seconds to wait for the upstream's answer (ServiceUnavailable beyond)."),
-    Variable("GATEWAY_SHUTDOWN_TIMEOUT", "shutdown_timeout", "30", _positive_float,
+    Variable("GATEWAY_SHUTDOWN_TIMEOUT", "shutdown_timeout", "30", positive_float,
              "Seconds `gateway serve` lets in-flight requests finish after SIGTERM."),
-    Variable("GATEWAY_HEADER_TIMEOUT", "header_timeout", "10", _positive_float,
+    Variable("GATEWAY_HEADER_TIMEOUT", "header_timeout", "10", positive_float,
              "Seconds `gateway serve` gives a connection to send a whole request head, from its opening "
              "or its previous answer; then it is closed."),
-    Variable("GATEWAY_BODY_TIMEOUT", "body_timeout", "30", _positive_float,
+    Variable("GATEWAY_BODY_TIMEOUT", "body_timeout", "30", positive_float,
              "Seconds `gateway serve` gives a request to send its whole body once its head is read; then "
              "the connection is closed."),
-    Variable("GATEWAY_MAX_HEADER_BYTES", "max_header_bytes", "65536", _int_min(1024),
+    Variable("GATEWAY_MAX_HEADER_BYTES", "max_header_bytes", "65536", int_min(1024),
              "Largest request head (request line and headers) `gateway serve` reads; a longer one gets 431."),
-    Variable("GATEWAY_MAX_CONNECTIONS", "max_connections", "", _opt_int_min(1),
+    Variable("GATEWAY_MAX_CONNECTIONS", "max_connections", "", opt_int_min(1),
              "Open connections per worker; past it one is closed: the one waiting longest for a request head "
              "(or lingering after its answer), else the one stalled longest in its body, never one being answered. "
              "Unset: the descriptor limit (`ulimit -n`) less 128 (less a quarter, under 512)."),
-    Variable("GATEWAY_GC_FREEZE", "gc_freeze", "true", _bool,
+    Variable("GATEWAY_GC_FREEZE", "gc_freeze", "true", boolean,
              "After start-up, exempt what is then alive (the policy, the code) from the garbage collector's "
              "full passes (gc.freeze): each would walk every policy entry while no request moves."),
-    Variable("GATEWAY_TLS_CERT_FILE", "tls_cert_file", "", _opt_str,
+    Variable("GATEWAY_TLS_CERT_FILE", "tls_cert_file", "", opt_text,
              "PEM certificate (chain) `gateway serve` terminates TLS with; needs GATEWAY_TLS_KEY_FILE. Unset: plain "
              "HTTP."),
-    Variable("GATEWAY_TLS_KEY_FILE", "tls_key_file", "", _opt_str,
+    Variable("GATEWAY_TLS_KEY_FILE", "tls_key_file", "", opt_text,
              "PEM private key of GATEWAY_TLS_CERT_FILE (unencrypted); set both or neither."),
-    Variable("GATEWAY_TLS_CA_FILE", "tls_ca_file", "", _opt_str,
+    Variable("GATEWAY_TLS_CA_FILE", "tls_ca_file", "", opt_text,
              "PEM CA certificates: with TLS on, every client must present a certificate they issued (mutual TLS). "
              "Unset: no client certificate is asked for."),
-    Variable("GATEWAY_OPS_PREFIX", "ops_prefix", "/_gateway", _path_prefix,
+    Variable("GATEWAY_OPS_PREFIX", "ops_prefix", "/_gateway", path_prefix,
              "Path prefix of the health and metrics endpoints (never served as API calls)."),
-    Variable("GATEWAY_KEYSTORE", "keystore", "file", _choice(KEYSTORES),
+    Variable("GATEWAY_KEYSTORE", "keystore", "file", choice(KEYSTORES),
              "Where accounts, access keys and sub-users live: `file` (the policy file only) or `redis` "
              "(GATEWAY_REDIS_URL, shared by every gateway, managed with `gateway keys`; the file may add "
              "static ones)."),
@@ -227,9 +139,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GATEWAY_SECRET_KEY_PREVIOUS", "secret_key_previous", "", parse_secret_key,
              "While GATEWAY_SECRET_KEY rotates: the old key, which still opens secrets sealed with it "
              "(`gateway keys reencrypt` reseals them all with the new one).", secret=True),
-    Variable("GATEWAY_KEYSTORE_TTL", "keystore_ttl", "60", _positive_float,
+    Variable("GATEWAY_KEYSTORE_TTL", "keystore_ttl", "60", positive_float,
              "Seconds a keystore entry is cached before it is read again: the backstop for a lost change message."),
-    Variable("GATEWAY_KEYSTORE_GRACE", "keystore_grace", "300", _positive_float,
+    Variable("GATEWAY_KEYSTORE_GRACE", "keystore_grace", "300", positive_float,
              "Seconds, past their TTL, cached keystore entries keep working while Redis is unreachable; an "
              "uncached key is ServiceUnavailable."),
 )

@@ -1,7 +1,8 @@
 """Read and validate the policy file once; every problem is reported as ``file:line: entry: what``.
 
 The accounts, keys, sub-users, resources and limits are built here, the ``[apis]`` table by
-`gateway.policy.apis` (the base class), the typed reads and their line numbers by `gateway.policy.checks`.
+`gateway.policy.apis` (a base class, like `gateway.policy.roles` and `gateway.policy.secrets`: a key's
+secrets or public keys), the typed reads and their line numbers by `gateway.policy.checks`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from gateway.policy.model import (
     SubUser,
 )
 from gateway.policy.roles import RoleEntries
-from gateway.signing.algorithms import PublicKey
+from gateway.policy.secrets import KeyMaterial
 
 DEMO_POLICY = Path(__file__).resolve().parent.parent / "demo_policy.toml"
 
@@ -72,7 +73,7 @@ def parse_policy(text: str, source: str, environ: Mapping[str, str], *, entries_
     return replace(policy, text_sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
-class _Builder(ApiEntries, RoleEntries):
+class _Builder(ApiEntries, RoleEntries, KeyMaterial):
     def __init__(self, source: str, lines: Lines, environ: Mapping[str, str], *, entries_only: bool = False) -> None:
         super().__init__(source, lines, environ)
         self.entries_only = entries_only
@@ -99,7 +100,6 @@ class _Builder(ApiEntries, RoleEntries):
         scope = limits.get("quota_scope", "key")
         if scope not in ("key", "account"):
             raise self.fail(line, "limits", "quota_scope must be \"key\" or \"account\"")
-        apis = self.apis(self.table(data.get("apis", {}), "apis", 1))
         if not any(apis.values()) and not self.entries_only:
             # Every call would be refused InvalidParameter: a file cut short, or a wrong file, not a policy.
             raise self.fail(self.lines.first("[apis"), "apis", "declares no API (an [apis.<version>.<Action>] "
@@ -196,51 +196,6 @@ class _Builder(ApiEntries, RoleEntries):
             quota=self.rate(entry.get("quota"), line, name),
             public_keys=public_keys,
         )
-
-    def secrets(self, entry: dict[str, Any], line: int, name: str) -> tuple[str, ...]:
-        inline = entry.get("secrets", [])
-        refs = entry.get("secret_env", [])
-        refs = [refs] if isinstance(refs, str) else refs
-        if not isinstance(inline, list) or not isinstance(refs, list):
-            raise self.fail(line, name, "secrets and secret_env must be lists of strings")
-        values = list(inline)
-        for ref in refs:
-            if not isinstance(ref, str) or ref not in self.environ:
-                raise self.fail(line, name, f"secret_env {ref!r} is not set in the environment")
-            values.append(self.environ[ref])
-        if not 1 <= len(values) <= 2 or not all(isinstance(v, str) and v for v in values):
-            raise self.fail(line, name, "needs one or two non-empty secrets (secrets or secret_env)")
-        return tuple(values)
-
-    def public_keys(self, entry: dict[str, Any], line: int, name: str) -> tuple[PublicKey, ...]:
-        """ACS3-RSA-SHA256 keys: PEM public keys inline or named by environment variable, like secrets;
-        such a key has no secret (it verifies RSA signatures only)."""
-        inline = entry.get("public_keys", [])
-        refs = entry.get("public_keys_env", [])
-        refs = [refs] if isinstance(refs, str) else refs
-        if not isinstance(inline, list) or not isinstance(refs, list):
-            raise self.fail(line, name, "public_keys and public_keys_env must be lists of strings")
-        if not inline and not refs:
-            return ()
-        if "secrets" in entry or "secret_env" in entry:
-            raise self.fail(line, name, "has both secrets and public_keys: a key signs either with a secret "
-                                        "(HMAC) or with a private key (ACS3-RSA-SHA256)")
-        values = list(inline)
-        for ref in refs:
-            if not isinstance(ref, str) or ref not in self.environ:
-                raise self.fail(line, name, f"public_keys_env {ref!r} is not set in the environment")
-            values.append(self.environ[ref])
-        if not 1 <= len(values) <= 2 or not all(isinstance(v, str) and v for v in values):
-            raise self.fail(line, name, "needs one or two PEM public keys (public_keys or public_keys_env)")
-        from gateway.signing.rsa import load_public_key  # cryptography, only where RSA is used
-
-        keys: list[PublicKey] = []
-        for index, pem in enumerate(values):
-            try:
-                keys.append(load_public_key(pem))
-            except ValueError as exc:
-                raise self.fail(line, name, f"public key {index + 1} {exc}") from None
-        return tuple(keys)
 
     def resource(self, entry: dict[str, Any], line: int, name: str, accounts: Mapping[int, Account]) -> Resource:
         self.fields(entry, RESOURCE_FIELDS, line, name)
