@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from gateway import GatewayMiddleware, Settings, load_policy
 from gateway import respond as _compiled  # one of the modules setup.py compiles
@@ -20,6 +21,12 @@ from tests.support.servers import free_port, serve_in_thread
 pytest_plugins = ["tests.support.redis"]
 
 DATA = Path(__file__).parent / "data"
+
+
+# Hypothesis' per-example deadline (200 ms) measures the machine, not the code: a first example that
+# imports an SDK, on a loaded 2-core runner, took 409 ms. Speed is measured by bench/, never by a test.
+hypothesis_settings.register_profile("gateway", deadline=None)
+hypothesis_settings.load_profile("gateway")
 
 
 @pytest.fixture(autouse=True)
