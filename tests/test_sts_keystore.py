@@ -138,11 +138,15 @@ def _refused_within(url: str, session: Creds, since: float, limit: float) -> flo
 def test_keys_disable_of_the_assuming_key_refuses_its_sessions_on_both_gateways_within_a_second(
         deployment: Deployment, action: str) -> None:
     session = creds(_assume(deployment.a.url, deployment.key_id, deployment.secret))
-    for gateway in (deployment.a, deployment.b):  # verified, and its token cached, on both
-        assert call_sts(gateway.url, "DescribeRegions", session).status == 200
+    own = Creds(deployment.key_id, deployment.secret, "", "")
+    for gateway in (deployment.a, deployment.b):  # a first read starts the listener; subscribing empties the cache
+        assert call_sts(gateway.url, "DescribeRegions", own, with_token=False).status == 200
         wait_until(lambda gateway=gateway: gateway.keystore.cache.listening, what="listener subscribed")  # type: ignore[misc]
-    # Subscribing empties the cache: verify on both once more, so both hold the key when it changes.
+    # The assuming key cached again, and the session verified (its token cached) on both: what follows shows
+    # a session ending through the change message that drops its assuming key's entry.
     for gateway in (deployment.a, deployment.b):
+        assert call_sts(gateway.url, "DescribeRegions", own, with_token=False).status == 200
+        assert deployment.key_id in gateway.keystore.cache.entries
         assert call_sts(gateway.url, "DescribeRegions", session).status == 200
     done = run_cli(cli_env(deployment.redis_url, deployment.prefix), "keys", action, deployment.key_id)
     assert done.returncode == 0, done.stderr
