@@ -3,7 +3,8 @@
 `gateway.parse` asks `TemporaryKeys.resolve` for every call when ``[sts]`` is configured. A refusal is
 not raised there: it is returned, and the check at the known-key position (before the signature, so the
 caller learns the precise reason) raises it. A verified token is kept (bounded LRU, keyed by the token
-string) as the synthetic key it stands for, so a repeated token costs a dict lookup; its expiry is
+string) as the synthetic key it stands for, so a repeated token costs a dict lookup; its expiry, and the
+key that assumed the role (looked up as it is now: one more dict lookup, two for a keystore key), are
 checked on every request, never cached.
 """
 
@@ -48,9 +49,14 @@ class TemporaryKeys:
             return (None, Err.TOKEN_MISMATCH) if key is not None and token is not None else (key, None)
         if token is None:
             return None, Err.MISSING_SECURITY_TOKEN
-        entry = self.verified(token)
+        cache = self._verified
+        entry = cache.get(token)
         if entry is None:
-            return None, Err.TOKEN_MALFORMED
+            entry = self.verified(token)
+            if entry is None:
+                return None, Err.TOKEN_MALFORMED
+        else:
+            cache.move_to_end(token)  # least recently used first out
         verified, built_with = entry
         if verified.id != key_id:
             return None, Err.TOKEN_MISMATCH
@@ -60,8 +66,10 @@ class TemporaryKeys:
         # Looked up on every request, never cached with the token: disabling or deleting the assuming key
         # ends its sessions as soon as this gateway knows of it (a keystore change message: milliseconds).
         caller = self.lookup(session.assumed_by)
-        if caller is None:
-            return (None, None) if self.missing(session.assumed_by) else (None, Err.TOKEN_MALFORMED)
+        if caller is not None and caller is built_with:  # the usual case: the key the session was built with
+            return (verified, None) if caller.enabled else (None, Err.TOKEN_MALFORMED)
+        if caller is None and self.missing(session.assumed_by):
+            return None, None
         return self.with_caller(token, verified, built_with, caller)
 
     def with_caller(self, token: str, verified: AccessKey, built_with: AccessKey | None,
@@ -83,11 +91,9 @@ class TemporaryKeys:
         if entry is not None:
             cache.move_to_end(token)  # least recently used first out
             return entry
-        key = self._verify(token)
-        if key is None:
-            return None
-        entry = (key, None)
-        self._keep(token, entry)
+        entry = self._verify(token)
+        if entry is not None:
+            self._keep(token, entry)
         return entry
 
     def _keep(self, token: str, entry: tuple[AccessKey, AccessKey | None]) -> None:
@@ -96,8 +102,9 @@ class TemporaryKeys:
         if len(cache) > self.cache_size:
             cache.popitem(last=False)
 
-    def _verify(self, token: str) -> AccessKey | None:
-        """The token's MAC, role and session policy; its assuming key is judged per request (`resolve`)."""
+    def _verify(self, token: str) -> tuple[AccessKey, AccessKey | None] | None:
+        """The token's MAC, role and session policy; its assuming key is judged per request (`resolve`), but
+        the key is built with it when it is at hand (its quota), so that a first use builds it once."""
         claims = self.keys.open(token)
         if claims is None:
             return None
@@ -108,7 +115,8 @@ class TemporaryKeys:
             statements = None if claims.policy is None else parse_session_policy(claims.policy, role.account.id)
         except GrammarError:
             return None
-        return temporary_key(self.keys, claims, role_session(role, claims, statements), None)
+        caller = self.lookup(claims.assumed_by)
+        return temporary_key(self.keys, claims, role_session(role, claims, statements), caller), caller
 
 
 def _never(key_id: str) -> bool:
