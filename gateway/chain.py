@@ -7,7 +7,6 @@ trip (`gateway.admit`), so a request that any check refuses has consumed nothing
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.admit import Admission
@@ -19,12 +18,13 @@ from gateway.checks.owner import account_state, owner
 from gateway.checks.params import COMMON_PARAMETERS, Params
 from gateway.checks.request import SignatureProtocol, nonce_shape, required
 from gateway.parse import Keystore, Parser
-from gateway.policy import AccessKey, Policy
+from gateway.policy import Policy
 from gateway.resources import ResourceResolver
 from gateway.settings import Settings
 from gateway.stores import Store
 from gateway.sts.assume import AssumeRole
 from gateway.sts.keys import STS_PARAMETERS, TemporaryKeys
+from gateway.sts.reads import SessionKeystore
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,16 +45,23 @@ class Chain:
 ALL, SIGNED = True, False
 
 
-def _key_lookup(policy: Policy, keystore: Keystore | None) -> Callable[[str], AccessKey | None]:
-    """Where a temporary key's assuming key is found: the policy file, then the keystore's cache (a key
-    kept in Redis is found once this gateway has read it)."""
+def _sessions(policy: Policy, keystore: Keystore | None) -> tuple[TemporaryKeys | None, Keystore | None]:
+    """With [sts]: the temporary keys, and the keystore the parser uses. A session's assuming key is found
+    in the policy file, then the keystore's cache, then read from Redis like any missed key
+    (`gateway.sts.reads`)."""
+    if policy.sts is None:
+        return None, keystore
     if keystore is None:
-        return policy.access_keys.get
-    return lambda key_id: policy.access_keys.get(key_id) or keystore.entries.get(key_id)
+        return TemporaryKeys(policy, policy.sts), None
+    file_keys, cached = policy.access_keys, keystore.entries
+    temporary = TemporaryKeys(policy, policy.sts, missing=keystore.missing,
+                              lookup=lambda key_id: file_keys.get(key_id) or cached.get(key_id))
+    return temporary, SessionKeystore(keystore, temporary)
 
 
 def build_chain(settings: Settings, policy: Policy, store: Store, resolver: ResourceResolver,
                 keystore: Keystore | None = None) -> Chain:
+    temporary, parser_keystore = _sessions(policy, keystore)
     rows: tuple[tuple[Check, bool], ...] = (
         *(((Host(settings.hosts), ALL),) if settings.hosts else ()),  # InvalidParameter (GATEWAY_HOSTS)
         (required, SIGNED),                                     # MissingParameter
@@ -77,9 +84,7 @@ def build_chain(settings: Settings, policy: Policy, store: Store, resolver: Reso
     return Chain(
         # UnsupportedHTTPMethod (before the body is read), then InvalidParameter (bad input); ServiceUnavailable
         # when a key is in neither the file nor the keystore's cache and Redis cannot be read
-        Parser(policy, max_body_bytes=settings.max_body_bytes, keystore=keystore,
-               temporary=None if policy.sts is None
-               else TemporaryKeys(policy, policy.sts, lookup=_key_lookup(policy, keystore))),
+        Parser(policy, max_body_bytes=settings.max_body_bytes, keystore=parser_keystore, temporary=temporary),
         tuple(check for check, _ in rows),
         # SignatureNonceUsed, Throttling, ClientToken rows
         Admission(store, policy, skew=settings.timestamp_skew, lease_seconds=settings.idempotency_lease,
