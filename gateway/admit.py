@@ -70,10 +70,14 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+# Built once: json.dumps given any option builds a new encoder on every call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _encoded(*parts: object) -> str:
     """One unambiguous text for a tuple of strings and lists of pairs: JSON quotes every string, so
     no value (a NUL, a '=', a '|', a quote) can pass for a separator and two inputs never share it."""
-    return json.dumps(parts, separators=(",", ":"))
+    return _ENCODE(parts)
 
 
 def fingerprint(method: str, answer_format: str, params: dict[str, str]) -> str:
