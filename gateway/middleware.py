@@ -7,7 +7,7 @@ import os
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.admit import Admitted
+from gateway.admitted import Admitted
 from gateway.build import Gateway, Observer, build
 from gateway.call import Call, Exchange
 from gateway.catalog import Err
