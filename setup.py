@@ -30,6 +30,7 @@ COMPILED = [
     "gateway/parse.py",
     "gateway/parsing.py",
     "gateway/admit.py",
+    "gateway/admitted.py",
     "gateway/respond.py",
     "gateway/memo.py",
     "gateway/middleware.py",

@@ -16,22 +16,39 @@ from gateway.call import Exchange
 log = logging.getLogger("gateway.access")
 
 
+# json.dumps given any option builds a new encoder for every call: a third of this line's cost.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+# Printable ASCII without '"' or '\\' is its own JSON string (json escapes everything else, ASCII only):
+# RequestIds, key ids, Actions, Codes, methods and paths nearly always are.
+_PLAIN = re.compile(r'[ !#-\[\]-~]*').fullmatch
+
+
+def _string(value: str | None) -> str:
+    if value is None:
+        return "null"
+    return f'"{value}"' if _PLAIN(value) else _ENCODE(value)
+
+
+def access_line(ctx: Exchange, now: float) -> str:
+    """The request's line: the JSON ``json.dumps(..., separators=(",", ":"))`` writes, built directly.
+
+    ASCII only: JSON escapes C0 controls anyway, but U+0085, U+2028 and U+2029 from a path would
+    otherwise split one record for readers that split on Unicode line breaks (str.splitlines does),
+    and a lone surrogate would fail the handler's UTF-8 encoding.
+    """
+    status = ctx.status
+    # repr is what json writes for an int and for a finite float (a duration always is).
+    return (f'{{"RequestId":{_string(ctx.request_id)},"AccessKeyId":{_string(ctx.access_key_id)},'
+            f'"Action":{_string(ctx.action)},"Code":{_string(ctx.code)},'
+            f'"status":{int.__repr__(status) if type(status) is int else _ENCODE(status)},'
+            f'"method":{_string(ctx.method)},"path":{_string(ctx.path)},'
+            f'"duration_ms":{float.__repr__(round((now - ctx.started) * 1000, 3))}}}')
+
+
 def log_request(ctx: Exchange) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
-    # ASCII only: JSON escapes C0 controls anyway, but U+0085, U+2028 and U+2029 from a path would
-    # otherwise split one record for readers that split on Unicode line breaks (str.splitlines does),
-    # and a lone surrogate would fail the handler's UTF-8 encoding.
-    log.info(json.dumps({
-        "RequestId": ctx.request_id,
-        "AccessKeyId": ctx.access_key_id,
-        "Action": ctx.action,
-        "Code": ctx.code,
-        "status": ctx.status,
-        "method": ctx.method,
-        "path": ctx.path,
-        "duration_ms": round((time.perf_counter() - ctx.started) * 1000, 3),
-    }, separators=(",", ":")))
+    log.info(access_line(ctx, time.perf_counter()))
 
 
 _SIGNATURE_VALUE = re.compile(r"(?<=[?&]Signature=)[^&\s]*")

@@ -11,9 +11,7 @@ once. The ticket holds:
   (`token_owner`) and what makes a retry the same call (`fingerprint`).
 
 The store checks all of them before it commits any (CONTRACT §4). The `Admitted` it returns owns the
-token from there: the lease is renewed while the service runs, the answer is kept for replay (the
-responder's callback, `Admitted.keep`), and the token is released when no answer was kept (a 5xx, a
-crash, an answer too large to keep), so that a retry runs instead of replaying a failure.
+token from there (`gateway.admitted`).
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ import time
 from dataclasses import replace
 from types import MappingProxyType
 
+from gateway.admitted import NO_TOKEN, Admitted
 from gateway.anonymous import source_scope
 from gateway.call import Call, Exchange
 from gateway.catalog import Err
@@ -32,9 +31,8 @@ from gateway.checks.caller import parse_timestamp
 from gateway.errors import GatewayError, StoreUnavailable
 from gateway.memo import PerObjects
 from gateway.policy import AccessKey, ApiSpec, Policy
-from gateway.stores import IdempotencyClaim, Outcome, Store, StoredAnswer, Take, Ticket, Verdict
+from gateway.stores import IdempotencyClaim, Outcome, Store, Take, Ticket, Verdict
 from gateway.stores.base import new_lease
-from gateway.stores.renewal import LeaseRenewal
 
 log = logging.getLogger("gateway.store")
 
@@ -70,10 +68,14 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+# Built once: json.dumps given any option builds a new encoder on every call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _encoded(*parts: object) -> str:
     """One unambiguous text for a tuple of strings and lists of pairs: JSON quotes every string, so
     no value (a NUL, a '=', a '|', a quote) can pass for a separator and two inputs never share it."""
-    return json.dumps(parts, separators=(",", ":"))
+    return _ENCODE(parts)
 
 
 def fingerprint(method: str, answer_format: str, params: dict[str, str]) -> str:
@@ -87,62 +89,6 @@ def fingerprint(method: str, answer_format: str, params: dict[str, str]) -> str:
 def token_owner(key_id: str, user: str | None, version: str, action: str) -> str:
     """Who may use a ClientToken again: the key (or sub-user) and the API it was first used for."""
     return _digest(_encoded(key_id, user, version, action))
-
-
-class Admitted:
-    """One admitted call's ClientToken, from admission to settling; `NO_TOKEN` for every other call.
-
-    ``replay`` is the first call's answer when the token had one: it is sent instead of calling the
-    service. Otherwise the middleware calls `start`, hands `keep` to the responder, and `settle`s.
-    """
-
-    __slots__ = ("_claim", "_renewal", "_scope", "_store", "_ttl_ms", "kept", "replay", "request_id")
-
-    def __init__(self, store: Store | None = None, scope: str = "", claim: IdempotencyClaim | None = None,
-                 request_id: str = "", ttl_ms: int = 0, replay: StoredAnswer | None = None) -> None:
-        self._store, self._scope, self._claim, self._ttl_ms = store, scope, claim, ttl_ms
-        self.request_id, self.replay = request_id, replay
-        self._renewal = None if store is None or claim is None else LeaseRenewal(store, scope, claim, request_id)
-        self.kept = False  # the answer was handed to the store (before its last byte went out)
-
-    @property
-    def holds_token(self) -> bool:
-        return self._renewal is not None
-
-    def start(self) -> None:
-        """Keep the lease while the service runs (a long call must not let a retry in)."""
-        if self._renewal is not None:
-            self._renewal.start()
-
-    async def keep(self, answer: StoredAnswer) -> None:
-        """The responder's callback: store the final answer for replay (never a 5xx)."""
-        renewal, claim, store = self._renewal, self._claim, self._store
-        if renewal is None or claim is None or store is None or answer.status >= 500:
-            return
-        renewal.stop()
-        if not renewal.lost:  # else the token is another call's now: its answer is not ours to replace
-            try:
-                await store.store_answer(self._scope, claim, answer, self._ttl_ms)
-            except StoreUnavailable as exc:
-                # The lease expires on its own; until then a retry is told LastTokenProcessing.
-                log.error("could not store the ClientToken answer of %s: %s", self.request_id, exc)
-        self.kept = True
-
-    async def settle(self) -> None:
-        """After the answer: release the token unless its answer was kept."""
-        renewal, claim, store = self._renewal, self._claim, self._store
-        if renewal is None or claim is None or store is None:
-            return
-        renewal.stop()
-        if self.kept:
-            return
-        try:
-            await store.release(self._scope, claim)
-        except StoreUnavailable as exc:
-            log.error("could not release the ClientToken of %s: %s", self.request_id, exc)
-
-
-NO_TOKEN = Admitted()  # shared: a call without a ClientToken has nothing to keep or release
 
 
 class Admission:
@@ -175,7 +121,8 @@ class Admission:
                 nonce=f"{key.id}:{call.nonce}",
                 nonce_ttl_ms=max(int((when + self.skew - time.time() + CLOCK_MARGIN) * 1000), 1),
                 takes=takes if takes is not None else self._takes_of.put(self._takes(api, key), api, key),
-                idempotency=self._claim(call, api, key),
+                # Most APIs are not idempotent: no call, no ClientToken lookup for them.
+                idempotency=self._claim(call, api, key) if api.idempotent else None,
                 timestamp_ms=int(when * 1000),
             )
         verdict = await self._admit(ticket)

@@ -7,7 +7,7 @@ import os
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.admit import Admitted
+from gateway.admitted import Admitted
 from gateway.build import Gateway, Observer, build
 from gateway.call import Call, Exchange
 from gateway.catalog import Err
@@ -63,6 +63,7 @@ class GatewayMiddleware:
         self.app = app
         self.settings, self.store, self.observers = gateway.settings, gateway.store, gateway.observers
         self.chain, self.ops, self.client_address = gateway.chain, gateway.ops, gateway.client_address
+        self._ops_paths = gateway.ops.prefix + "/"  # the ops endpoints' paths start so (a reload keeps ops)
         self.reloader = Reloader(gateway, self._swap)
         self.live = LiveReload(self.reloader.reload, lambda: self.reloader.path,
                                watch=gateway.settings.config_watch) if live else None
@@ -89,7 +90,7 @@ class GatewayMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        if scope["path"].startswith(self.ops.prefix + "/"):
+        if scope["path"].startswith(self._ops_paths):
             await self.ops(scope, receive, send)
             return
         settings = self.settings

@@ -71,10 +71,18 @@ def _constant(token: str) -> Number:
     return Number(token, "null")
 
 
+# Built once: json.loads and json.dumps given any option build a new decoder or encoder on every call.
+_DECODE = json.JSONDecoder(parse_float=_float, parse_constant=_constant).decode
+_DECODE_LONG_INTS = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=_constant).decode
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_STRICT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def parse_json(raw: bytes) -> Any:
     """The service's JSON document, numbers kept as `_float`, `_int` and `_constant` say; raises `NotJson`."""
     try:
-        return json.loads(raw, parse_float=_float, parse_constant=_constant)
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # what json.loads does with bytes
+        return _DECODE(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise NotJson(str(exc)) from None
     except RecursionError:
@@ -82,7 +90,7 @@ def parse_json(raw: bytes) -> Any:
     except ValueError:
         pass  # an integer past the conversion limit: parse again, with the hook that keeps its text
     try:
-        return json.loads(raw, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        return _DECODE_LONG_INTS(text)
     except (ValueError, RecursionError) as exc:
         raise NotJson(str(exc)) from None
 
@@ -108,13 +116,13 @@ codecs.register_error(XML_ERRORS, _replacement_characters)
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT(value)
 
 
 def json_bytes(value: Any) -> bytes:
     """``value`` as compact UTF-8 JSON that every strict parser reads."""
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _STRICT(value)
     except (TypeError, ValueError):  # a Number inside (or a float that is not finite): the slow way
         text = _encode(value)
     return text.encode("utf-8", JSON_ERRORS)
