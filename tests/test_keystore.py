@@ -20,7 +20,7 @@ from gateway import GatewayMiddleware
 from gateway.build import build
 from gateway.catalog import Err
 from gateway.chain import build_chain
-from gateway.errors import GatewayError, SettingsError, StoreUnavailable
+from gateway.errors import SettingsError, StoreUnavailable
 from gateway.keystore.admin import Admin
 from gateway.keystore.cache import KeyCache
 from gateway.keystore.codec import Codec, SealError, key_id, parse_secret_key
@@ -31,7 +31,7 @@ from gateway.settings import Settings
 from gateway.stores import MemoryStore
 from tests.conftest import DATA
 from tests.support.apps import EchoService
-from tests.support.client import call
+from tests.support.client import call, refused_with
 from tests.support.keystore import OTHER_KEY, SECRET_KEY, admin_on, keystore_settings, until
 from tests.support.redis import running_redis
 from tests.support.servers import free_port, serve_in_thread, wait_until
@@ -284,16 +284,6 @@ def private_redis() -> Iterator[Any]:
         yield server
 
 
-def _refused_with(answer: Any, err: Err, fmt: str) -> None:
-    assert answer.status == err.status, answer.body
-    expected = GatewayError(err).message
-    if fmt == "XML":
-        assert answer.headers["content-type"].startswith("text/xml")
-        assert answer.xml.findtext("Code") == err.code and answer.xml.findtext("Message") == expected
-    else:
-        assert answer.json["Code"] == err.code and answer.json["Message"] == expected
-
-
 def _dump(url: str) -> dict[bytes, dict[bytes, bytes]]:
     with redis.Redis.from_url(url) as client:
         return {name: client.hgetall(name) for name in client.scan_iter()}
@@ -332,7 +322,7 @@ def test_redis_down_cached_keys_work_for_the_bound_uncached_are_service_unavaila
         wait_until(lambda: not keystore.cache.listening, timeout=3, what="listener saw Redis go")
         for fmt in ("XML", "JSON"):
             answer = call(url, "DescribeRegions", key=uncached.access_key_id, secret=uncached.secret, fmt=fmt)
-            _refused_with(answer, Err.SERVICE_UNAVAILABLE, fmt)
+            refused_with(answer, Err.SERVICE_UNAVAILABLE, fmt)
         served = 0
         while call(url, "DescribeRegions", key=cached.access_key_id, secret=cached.secret).status == 200:
             served += 1
@@ -342,7 +332,7 @@ def test_redis_down_cached_keys_work_for_the_bound_uncached_are_service_unavaila
         print(f"cached key served for {lasted:.2f} s after Redis stopped ({served} requests)")
         assert lasted >= grace - 0.1 and served > 0
         answer = call(url, "DescribeRegions", key=cached.access_key_id, secret=cached.secret, fmt="JSON")
-        _refused_with(answer, Err.SERVICE_UNAVAILABLE, "JSON")
+        refused_with(answer, Err.SERVICE_UNAVAILABLE, "JSON")
         private_redis.start()  # back: the listener subscribes again and the key is read again
         _restore(private_redis.url, saved)
         wait_until(lambda: call(url, "DescribeRegions", key=cached.access_key_id,

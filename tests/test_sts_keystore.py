@@ -20,11 +20,10 @@ import pytest
 
 from gateway import GatewayMiddleware
 from gateway.catalog import Err
-from gateway.errors import GatewayError
 from gateway.keystore.runtime import Keystore
 from gateway.stores import MemoryStore
 from tests.support.apps import EchoService
-from tests.support.client import Answer, get, signed_params
+from tests.support.client import Answer, get, refused_with, signed_params
 from tests.support.keystore import admin_on, cli_env, keystore_settings, run_cli
 from tests.support.redis import running_redis
 from tests.support.servers import free_port, serve_in_thread, wait_until
@@ -86,16 +85,6 @@ def _assume(url: str, key_id: str, secret: str, fmt: str = "JSON") -> Answer:
     return get(url, signed)
 
 
-def _refused_with(answer: Answer, err: Err, fmt: str) -> None:
-    assert answer.status == err.status, answer.body
-    expected = GatewayError(err).message
-    if fmt == "XML":
-        assert answer.headers["content-type"].startswith("text/xml")
-        assert answer.xml.findtext("Code") == err.code and answer.xml.findtext("Message") == expected
-    else:
-        assert answer.json["Code"] == err.code and answer.json["Message"] == expected
-
-
 def _caller(answer: Answer) -> dict[str, Any]:
     assert answer.status == 200, answer.body
     found: dict[str, Any] = answer.json["Echo"]["Caller"]
@@ -110,7 +99,7 @@ def test_a_session_of_a_keystore_key_works_on_a_gateway_that_never_read_that_key
     answer = call_sts_v3(deployment.b.url, "DescribeRegions", session)
     assert answer.status == 200, answer.body
     for fmt in ("XML", "JSON"):  # the session's own checks still run there
-        _refused_with(call_sts(deployment.b.url, "DescribeRegions", session, fmt=fmt, token=session.token[:-3]),
+        refused_with(call_sts(deployment.b.url, "DescribeRegions", session, fmt=fmt, token=session.token[:-3]),
                       Err.TOKEN_MALFORMED, fmt)
 
 
@@ -120,7 +109,7 @@ def test_a_session_whose_assuming_key_is_not_in_redis_is_malformed_on_a_gateway_
     done = run_cli(cli_env(deployment.redis_url, deployment.prefix), "keys", "delete", deployment.key_id)
     assert done.returncode == 0, done.stderr
     for fmt in ("XML", "JSON"):
-        _refused_with(call_sts(deployment.b.url, "DescribeRegions", session, fmt=fmt), Err.TOKEN_MALFORMED, fmt)
+        refused_with(call_sts(deployment.b.url, "DescribeRegions", session, fmt=fmt), Err.TOKEN_MALFORMED, fmt)
 
 
 def _refused_within(url: str, session: Creds, since: float, limit: float) -> float:
@@ -128,7 +117,7 @@ def _refused_within(url: str, session: Creds, since: float, limit: float) -> flo
     while True:
         answer = call_sts(url, "DescribeRegions", session)
         if answer.status != 200:
-            _refused_with(answer, Err.TOKEN_MALFORMED, "JSON")
+            refused_with(answer, Err.TOKEN_MALFORMED, "JSON")
             return time.monotonic() - since
         assert time.monotonic() - since < limit, "a session outlived its assuming key's disable"
         time.sleep(0.01)
@@ -155,9 +144,9 @@ def test_keys_disable_of_the_assuming_key_refuses_its_sessions_on_both_gateways_
     print(f"`keys {action}` -> sessions refused on A after {took[0] * 1000:.0f} ms, B after {took[1] * 1000:.0f} ms")
     for gateway in (deployment.a, deployment.b):
         for fmt in ("XML", "JSON"):
-            _refused_with(call_sts(gateway.url, "DescribeRegions", session, fmt=fmt), Err.TOKEN_MALFORMED, fmt)
+            refused_with(call_sts(gateway.url, "DescribeRegions", session, fmt=fmt), Err.TOKEN_MALFORMED, fmt)
         answer = call_sts_v3(gateway.url, "DescribeRegions", session, accept="application/xml")
-        _refused_with(answer, Err.TOKEN_MALFORMED, "XML")
+        refused_with(answer, Err.TOKEN_MALFORMED, "XML")
     if action == "disable":  # enabled again, its sessions (not yet expired) are accepted again
         done = run_cli(cli_env(deployment.redis_url, deployment.prefix), "keys", "enable", deployment.key_id)
         assert done.returncode == 0, done.stderr
@@ -172,9 +161,9 @@ def test_redis_down_with_the_assuming_key_uncached_is_service_unavailable() -> N
         assert live.key_id not in live.b.keystore.cache.entries
         server.stop()
         for fmt in ("XML", "JSON"):
-            _refused_with(call_sts(live.b.url, "DescribeRegions", session, fmt=fmt), Err.SERVICE_UNAVAILABLE, fmt)
+            refused_with(call_sts(live.b.url, "DescribeRegions", session, fmt=fmt), Err.SERVICE_UNAVAILABLE, fmt)
         answer = call_sts_v3(live.b.url, "DescribeRegions", session, accept="application/xml")
-        _refused_with(answer, Err.SERVICE_UNAVAILABLE, "XML")
+        refused_with(answer, Err.SERVICE_UNAVAILABLE, "XML")
         assert live.b.keystore.cache.entries.get(live.key_id) is None
 
 
@@ -184,12 +173,12 @@ def test_an_uncached_keystore_key_sent_with_a_token_is_mismatch_like_a_file_key(
     assert deployment.key_id not in deployment.b.keystore.cache.entries
     for fmt in ("XML", "JSON"):  # the first read of the key (B), then a cached key (A): refused alike
         for gateway in (deployment.b, deployment.a):
-            _refused_with(call_sts(gateway.url, "DescribeRegions", own, fmt=fmt), Err.TOKEN_MISMATCH, fmt)
+            refused_with(call_sts(gateway.url, "DescribeRegions", own, fmt=fmt), Err.TOKEN_MISMATCH, fmt)
     deployment.b.keystore.cache.invalidate(f"k:{deployment.key_id}")  # uncached again, for the V3 spelling
-    _refused_with(call_sts_v3(deployment.b.url, "DescribeRegions", own), Err.TOKEN_MISMATCH, "JSON")
+    refused_with(call_sts_v3(deployment.b.url, "DescribeRegions", own), Err.TOKEN_MISMATCH, "JSON")
     # The file's keys, for comparison: the same refusal.
     file_key = Creds("LTAIroot", "root-secret", session.token, session.expiration)
-    _refused_with(call_sts(deployment.b.url, "DescribeRegions", file_key), Err.TOKEN_MISMATCH, "JSON")
+    refused_with(call_sts(deployment.b.url, "DescribeRegions", file_key), Err.TOKEN_MISMATCH, "JSON")
     # Without a token the keystore key is accepted, as the long-term key it is.
     assert call_sts(deployment.b.url, "DescribeRegions", own, with_token=False).status == 200
 

@@ -21,7 +21,8 @@ from gateway.parse import Parser
 from gateway.policy import Policy, load_policy
 from gateway.resources import PolicyResolver
 from gateway.settings import Settings
-from gateway.stores import MemoryStore, Ticket, Verdict
+from gateway.stores import MemoryStore
+from tests.checks.test_admit import Recording
 from tests.support.calls import an_exchange
 
 POLICY = Path(__file__).parents[1] / "data" / "anonymous_policy.toml"
@@ -173,14 +174,6 @@ def test_owner_parameters_name_no_account_of_an_anonymous_caller(anon_policy: Po
 # --- admission -----------------------------------------------------------------------------------
 
 
-class Recording(MemoryStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tickets: list[Ticket] = []
-
-    async def admit(self, ticket: Ticket) -> Verdict:
-        self.tickets.append(ticket)
-        return await super().admit(ticket)
 
 
 def _admit(admission: Admission, call: Call, source: str | None) -> None:

@@ -9,6 +9,8 @@ from xml.etree import ElementTree
 
 import httpx
 
+from gateway.catalog import Err
+from gateway.errors import GatewayError
 from gateway.signing import percent_encode, sign_request_v1, sign_request_v3
 from tests.support.keys import SECRETS
 
@@ -90,3 +92,14 @@ def call_v3(base: str, action: str, params: dict[str, str] | None = None, *, key
     url = f"{base}/" + (f"?{query(params)}" if params else "")
     response = httpx.request(method, url, headers=headers, content=body)
     return Answer(response.status_code, response.headers, response.content)
+
+
+def refused_with(answer: Answer, err: Err, fmt: str) -> None:
+    """``answer`` is ``err``'s refusal in ``fmt``: status, code and the row's own message."""
+    assert answer.status == err.status, answer.body
+    expected = GatewayError(err).message
+    if fmt == "XML":
+        assert answer.headers["content-type"].startswith("text/xml")
+        assert answer.xml.findtext("Code") == err.code and answer.xml.findtext("Message") == expected
+    else:
+        assert answer.json["Code"] == err.code and answer.json["Message"] == expected
