@@ -21,7 +21,7 @@ from gateway.build import build
 from gateway.catalog import Err
 from gateway.chain import build_chain
 from gateway.errors import SettingsError, StoreUnavailable
-from gateway.keystore.admin import Admin
+from gateway.keystore.admin import Admin, NewSecret
 from gateway.keystore.cache import KeyCache
 from gateway.keystore.codec import Codec, SealError, key_id, parse_secret_key
 from gateway.keystore.runtime import Keystore
@@ -400,3 +400,8 @@ async def test_a_silent_redis_is_noticed_by_the_listeners_ping_then_the_cache_is
     assert new.access_key_id in keystore.cache.entries  # kept meanwhile (TTL + grace)
     await until(lambda: keystore.cache.listening, timeout=10, what="listener subscribed again")
     assert new.access_key_id not in keystore.cache.entries  # messages may have been lost: emptied
+
+
+def test_a_new_secret_is_never_in_its_repr() -> None:
+    made = NewSecret("LTAIx", "s3cret-value")
+    assert "s3cret-value" not in repr(made) and "LTAIx" in repr(made) and made.secret == "s3cret-value"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from gateway.errors import PolicyError
@@ -39,10 +39,7 @@ def _random(length: int) -> str:
 @dataclass(frozen=True, slots=True)
 class NewSecret:
     access_key_id: str
-    secret: str
-
-    def __repr__(self) -> str:
-        return f"NewSecret({self.access_key_id!r})"
+    secret: str = field(repr=False)  # printed once by the CLI, never by a log line or a traceback
 
     def as_json(self) -> dict[str, str]:
         return {"AccessKeyId": self.access_key_id, "AccessKeySecret": self.secret}
