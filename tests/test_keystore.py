@@ -257,20 +257,21 @@ async def test_keys_create_announces_the_new_id_which_clears_its_negative_entry(
 async def test_a_read_racing_a_change_is_used_but_not_cached(live: Any) -> None:
     keystore, admin, _, _ = live
     new = await heard(keystore, admin.create_key(ACCOUNT))
-    started = asyncio.Event()
+    started, changed = asyncio.Event(), asyncio.Event()
     reader = keystore.cache.reader.reader
 
     class Slow:
         async def read(self, ident: str) -> AccessKey | None:
             key = await reader.read(ident)
             started.set()
-            await asyncio.sleep(0.05)  # the change message arrives meanwhile
+            await changed.wait()  # the change message arrives meanwhile
             return key  # type: ignore[no-any-return]
 
     keystore.cache.reader = Slow()
     fetching = asyncio.ensure_future(keystore.cache.fetch(new.access_key_id))
     await started.wait()
-    await admin.set_enabled(new.access_key_id, False)
+    await heard(keystore, admin.set_enabled(new.access_key_id, False))
+    changed.set()
     assert (await fetching).enabled  # the old answer serves the request that asked before the change
     assert new.access_key_id not in keystore.cache.entries
 

@@ -124,17 +124,18 @@ async def test_a_policy_without_apis_is_invalid_at_start_and_at_reload(harness: 
 async def test_a_request_in_flight_finishes_with_the_policy_it_started_with(harness: Harness) -> None:
     # A POST whose body is still arriving when the swap happens: it was parsed by the old chain's
     # parser, and is checked by the old chain, which still admits alice.
-    release = asyncio.Event()
+    release, reading = asyncio.Event(), asyncio.Event()
     body = query(signed_params("DescribeRegions", method="POST")).encode()
 
     async def slow_body() -> AsyncIterator[bytes]:
         yield body[:10]
+        reading.set()  # the gateway asks for more: it is reading the body, with the chain it started with
         await release.wait()
         yield body[10:]
 
     in_flight = asyncio.create_task(harness.client.post(
         "/", content=slow_body(), headers={"content-type": "application/x-www-form-urlencoded"}))
-    await asyncio.sleep(0.05)  # let it start: its chain is read before its body
+    await reading.wait()
     harness.write(DISABLED)
     assert (await harness.middleware.reload()).result == "ok"
     assert await harness.call() == (403, "Forbidden.AccessKeyDisabled")
