@@ -67,11 +67,12 @@ class Expected:
         who = ctx.identity or {}
         sub = who.get("SubUser")
         return cls(tuple(ctx.params.items()), ctx.path, {
-            "x-gateway-account-id": str(who["AccountId"]) if who else None,
+            "x-gateway-account-id": str(who["AccountId"]) if "AccountId" in who else None,
             "x-gateway-account-name": who.get("AccountName"),
             "x-gateway-sub-user": sub,
             "x-gateway-access-key-id": who.get("AccessKeyId"),
             "x-acs-request-id": ctx.request_id,
+            "x-gateway-anonymous": "true" if who.get("Anonymous") else None,
         }, {"x-acs-action": ctx.action, "x-acs-version": ctx.version}, ctx.signature_version == "3")
 
 

@@ -235,11 +235,14 @@ def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
     # Where a hostile feature and an odd one set the same thing, the hostile one wins.
     odd -= {f for hostile, f in _OVERRIDES if hostile in odd}
     key = draw(st.sampled_from(KEYS))
-    version = draw(st.sampled_from(["V1", "V3"]))
+    # "anon": no credentials at all, to the anonymous twin of DescribeEcho (#17 §3).
+    version = draw(st.sampled_from(["V1", "V3", "V1", "V3", "anon"]))
     needs_body = bool(odd & _NEEDS_BODY)
     method = "GET" if "body-on-get" in odd else "POST" if needs_body or "content-type-twice-empty" in odd \
         else draw(st.sampled_from(["GET", "POST"]))
     action, pairs = draw(api_params(key, odd))
+    if version == "anon" and action == "DescribeEcho":
+        action = "DescribePublicEcho"
     shapes = [version, method, f"key-{key}", *sorted(odd)]
 
     body_allowed = (method == "POST" and "content-type-twice-empty" not in odd) or "body-on-get" in odd
@@ -247,7 +250,7 @@ def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
     if body_allowed and needs_body | ("body-on-get" in odd) and not any(in_body):
         # A feature about the body needs one: at least one parameter goes there.
         pairs.append(("Note" if all(n != "Note" for n, _ in pairs) else "RegionId", "n"))
-        if action != "DescribeEcho":
+        if action not in ("DescribeEcho", "DescribePublicEcho"):
             pairs[-1] = ("RegionId", "cn-hangzhou")
         in_body.append(True)
     if "name-twice" in odd:
@@ -332,7 +335,7 @@ def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
 
     nonce_free = {"Action", "Version", "AccessKeyId", "SignatureMethod", "SignatureVersion", "SignatureNonce",
                   "Timestamp", "Format", "Signature"}
-    if version == "V1":
+    if version != "V3":
         common = {"Action": action, "Version": VERSION, "Format": draw(st.sampled_from(["JSON", "XML"]))}
         if any(n in nonce_free for n, _ in pairs):
             common = {}
@@ -340,8 +343,9 @@ def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
         query = joiner.join(query_items)
         body = joiner.join(body_items)
         read = gateway_reads(_query_of(base + b"?" + query), body) or ({}, {})
-        signed = sign_request_v1({**read[1], **common}, access_key_id=key, secret=SECRETS[key], method=method,
-                                 signature_method=draw(st.sampled_from(["HMAC-SHA1", "HMAC-SHA256"])))
+        signed = {**read[1], **common} if version == "anon" else sign_request_v1(
+            {**read[1], **common}, access_key_id=key, secret=SECRETS[key], method=method,
+            signature_method=draw(st.sampled_from(["HMAC-SHA1", "HMAC-SHA256"])))
         added = [f"{percent_encode(k)}={percent_encode(v)}".encode() for k, v in signed.items() if k not in read[1]]
         if common_in_body:
             body = joiner.join([*body_items, *added])
