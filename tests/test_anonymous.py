@@ -189,7 +189,7 @@ def test_a_signed_call_to_an_anonymous_api_is_the_keys_call(gw: tuple[str, EchoS
 def test_the_quota_of_an_anonymous_api_is_per_source_address(gw: tuple[str, EchoService]) -> None:
     url, _ = gw
     quota = {"Action": "GetPublicQuota", "Version": "2014-05-26", "Format": "JSON"}
-    assert [_get(url, quota, "198.51.100.7").status for _ in range(2)] == [200, 200]  # quota = "2/hour"
+    assert [_get(url, quota, "198.51.100.7").status for _ in range(2)] == [200, 200]  # quota = "2/10000d"
     third = _get(url, quota, "198.51.100.7")
     assert (third.status, third.code()) == (400, "Throttling")
     assert int(third.headers["x-acs-retry-after"]) > 0

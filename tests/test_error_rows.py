@@ -43,7 +43,8 @@ def _call(action: str, params: dict[str, str] | None = None, **kw: str) -> Provo
 
 
 def _after_warm_up(action: str, **kw: str) -> Provoke:
-    # The limit is 1/hour: the first call of the run may pass, every later one is refused.
+    # The limit is 1 per window (a flow of 1/hour; a quota window no run straddles): the first call of
+    # the run may pass, every later one is refused.
     def provoke(gw: LiveGateway, fmt: str) -> Answer:
         call(gw.url, action, fmt=fmt, **kw)
         return call(gw.url, action, fmt=fmt, **kw)

@@ -29,7 +29,7 @@ from tests.support.servers import free_port
 
 BASE = (DATA / "policy.toml").read_text()
 ALICE = 'id = "LTAIalice"\nsecrets = ["alice-secret", "alice-old-secret"]\naccount = 1111\n'
-QUOTA = 'id = "LTAIquota"\nsecrets = ["quota-secret"]\naccount = 1111\nquota = "1/hour"\n'
+QUOTA = 'id = "LTAIquota"\nsecrets = ["quota-secret"]\naccount = 1111\nquota = "1/10000d"\n'
 
 
 def edited(*replacements: tuple[str, str]) -> str:
@@ -41,8 +41,9 @@ def edited(*replacements: tuple[str, str]) -> str:
 
 
 DISABLED = edited((ALICE, ALICE + "enabled = false\n"))
-FIVE_A_DAY = edited((QUOTA, QUOTA.replace("1/hour", "5/day")))
-INVALID = edited((QUOTA, QUOTA.replace("1/hour", "lots")))
+# Quota windows are aligned to the epoch; one of 10,000 days ends in 2052, so no test run straddles it.
+FIVE = edited((QUOTA, QUOTA.replace("1/10000d", "5/10000d")))
+INVALID = edited((QUOTA, QUOTA.replace("1/10000d", "lots")))
 
 
 def reloads(result: str) -> float:
@@ -145,7 +146,7 @@ async def test_a_request_in_flight_finishes_with_the_policy_it_started_with(harn
 
 
 async def test_state_survives_a_reload(harness: Harness) -> None:
-    harness.write(FIVE_A_DAY)
+    harness.write(FIVE)
     assert (await harness.middleware.reload()).result == "ok"
     for _ in range(3):
         assert await harness.call(key="LTAIquota") == (200, "OK")
@@ -158,7 +159,7 @@ async def test_state_survives_a_reload(harness: Harness) -> None:
     assert first.status_code == 200, first.text
 
     # A reload that does not touch the quota (another key's change): 2 of 5 left.
-    harness.write(FIVE_A_DAY.replace(ALICE, ALICE + 'denied_params = ["PageSize"]\n'))
+    harness.write(FIVE.replace(ALICE, ALICE + 'denied_params = ["PageSize"]\n'))
     assert (await harness.middleware.reload()).result == "ok"
     assert [await harness.call(key="LTAIquota") for _ in range(3)] == [(200, "OK")] * 2 + [(400, "Throttling")]
     assert await harness.call("DescribeFlowLimited") == (400, "Throttling")
@@ -168,10 +169,10 @@ async def test_state_survives_a_reload(harness: Harness) -> None:
     assert again.json()["OrderId"] == first.json()["OrderId"]  # replayed, not run again
 
     # A new rate applies to the same window: 5 used of 7.
-    harness.write(FIVE_A_DAY.replace('"5/day"', '"7/day"'))
+    harness.write(FIVE.replace('"5/10000d"', '"7/10000d"'))
     done = await harness.middleware.reload()
     assert done.diff is not None and done.diff.lines() == [
-        "~ access key LTAIalice: denied_params [PageSize] -> []", "~ access key LTAIquota: quota 5/day -> 7/day"]
+        "~ access key LTAIalice: denied_params [PageSize] -> []", "~ access key LTAIquota: quota 5/10000d -> 7/10000d"]
     assert [await harness.call(key="LTAIquota") for _ in range(3)] == [(200, "OK")] * 2 + [(400, "Throttling")]
 
 

@@ -28,7 +28,9 @@ from tests.test_reload_serve import answers, env_for, reloads
 
 REWRITES = 100
 BOB = 'id = "LTAIbob"\nsecrets = ["bob-secret"]\naccount = 2222\n'
-QUOTA_5 = QUOTA.replace("1/hour", "5/day")
+# A window of 10,000 days (it ends in 2052): with "5/day", a run that crossed midnight UTC found its
+# quota key expired and the counts "changed".
+QUOTA_5 = QUOTA.replace("1/10000d", "5/10000d")
 BOB_ON = BASE.replace(QUOTA, QUOTA_5)
 BOB_OFF = BOB_ON.replace(BOB, BOB + "enabled = false\n")
 # Invalid in two ways: a bad value (file:line), and a file cut short (a TOML syntax error).

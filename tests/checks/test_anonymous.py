@@ -190,7 +190,7 @@ def test_an_anonymous_ticket_has_no_nonce_and_the_quota_of_its_source(anon_polic
     assert [(take.kind, take.key) for take in ticket.takes] == [("quota", "quota:anonymous:2014-05-26:GetPublicQuota")]
     _admit(admission, call, "198.51.100.1")  # the same nonce twice: none is claimed
     with pytest.raises(GatewayError) as caught:
-        _admit(admission, call, "198.51.100.1")  # quota 2/hour
+        _admit(admission, call, "198.51.100.1")  # quota 2/10000d
     assert caught.value.err is Err.QUOTA_EXHAUSTED
     assert caught.value.headers is not None and int(caught.value.headers["x-acs-retry-after"]) > 0
     _admit(admission, call, "198.51.100.2")  # another address: its own quota
