@@ -255,6 +255,38 @@ async def test_a_stalled_server_fails_the_batch_once_within_the_timeout(redis_ur
     await store.aclose()
 
 
+async def test_a_batch_written_after_an_answered_one_gets_its_own_whole_timeout(
+    redis_url: str, inspect: Redis
+) -> None:
+    # One watchdog timer serves every batch: armed for the first batch's deadline, it must move on to
+    # the next unanswered batch's deadline instead of failing that batch early.
+    store = open_store(redis_url, timeout=TIMEOUT)
+    assert (await store.admit(ticket())).outcome is Outcome.ADMITTED  # the watchdog armed for its deadline
+    await asyncio.sleep(TIMEOUT * 0.6)
+    await inspect.client_pause(1_500)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await store.admit(ticket())
+        elapsed = time.monotonic() - started
+    finally:
+        await inspect.client_unpause()
+    assert TIMEOUT * 0.8 < elapsed < TIMEOUT + 0.75, elapsed
+    await _admitted_again(store)
+    await store.aclose()
+
+
+async def test_calls_answered_over_many_timeouts_are_never_expired(redis_url: str) -> None:
+    store = open_store(redis_url, timeout=TIMEOUT)
+    started = time.monotonic()
+    outcomes: Counter[object] = Counter()
+    # Back to back, so that a call is in flight whenever the watchdog fires.
+    while time.monotonic() - started < TIMEOUT * 4:
+        outcomes[(await store.admit(ticket())).outcome] += 1
+    assert set(outcomes) == {Outcome.ADMITTED} and outcomes[Outcome.ADMITTED] >= 100
+    await store.aclose()
+
+
 async def _admitted_again(store: RedisStore) -> None:
     """The store recovers by itself once the server answers again (within 2 s, polled)."""
     deadline, outcome = time.monotonic() + 2, None
