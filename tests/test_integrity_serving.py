@@ -285,10 +285,11 @@ def test_limits_carry_the_body_timeout() -> None:
 def _fold_seconds(copies: int) -> float:
     raw = [(b"x-pad", b"a")] * copies
     best = float("inf")
-    for _ in range(3):
-        began = time.perf_counter()
+    # This thread's CPU time, best of 5: what other processes of a busy machine do does not count.
+    for _ in range(5):
+        began = time.thread_time()
         folded = _folded(raw)
-        best = min(best, time.perf_counter() - began)
+        best = min(best, time.thread_time() - began)
     assert folded == {"x-pad": ",".join(["a"] * copies)}
     return best
 
