@@ -5,6 +5,7 @@ Drivers (each one's docstring tells its method):
 * ``run``          `make bench`: all of them, written to bench/results/latest.md with its charts;
 * ``throughput``   wrk against one uvicorn worker per case: requests/s, latency, CPU and Redis round trips
                    per request, ratios to the bare app of the same run;
+* ``placement``    one connection with two CPU placements: how much of the Redis store's latency is wake-ups;
 * ``profile_load`` py-spy samples of a saturated worker, by package;
 * ``inprocess``    no server: one verification, a whole request, each step of the chain, Redis client CPU;
 * ``growth``       cost against request size and the number of access keys, start-up against the policy;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -31,6 +32,34 @@ ROUTES = [Route("/", describe_regions, methods=["GET", "POST"])]
 
 def bare() -> Starlette:
     return Starlette(routes=ROUTES)
+
+
+def bare_round_trip() -> Any:
+    """The bare app behind one raw Redis round trip per request, and nothing else: the EVALSHA of
+    admit.lua a V1 request of the bench policy sends (a fresh nonce, a flow and a quota take), through
+    the cheapest client there is (`bench.redis_clients`' floor: an asyncio Protocol with
+    `hiredis.Reader`, no timeout, no recovery), then the app. Its p50 minus bare's is what one round
+    trip costs on this machine: the floor of what the Redis store can add to the memory store's."""
+    import itertools
+    import uuid
+
+    from bench.redis_clients import _calls, _floor
+
+    app = bare()
+    opened: list[Any] = []
+    (nonce_key, *other_keys), args = _calls(1)[0]
+    # A fresh nonce per request for next to nothing: this process's own prefix and a counter.
+    prefix = f"{nonce_key}:{uuid.uuid4().hex}:"
+    nonces = (f"{prefix}{n}" for n in itertools.count())
+
+    async def round_trip(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            if not opened:
+                opened.append((await _floor(os.environ["BENCH_REDIS_URL"]))[0])
+            await opened[0]([next(nonces), *other_keys], args)
+        await app(scope, receive, send)
+
+    return round_trip
 
 
 def gated() -> Starlette:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 BARE = "bare Starlette"
 PROXY = "proxy: gateway serve -> bare app"
+FLOOR = "bare Starlette + one raw admit EVALSHA"  # the Redis floor: one round trip, nothing else
 
 
 def medians(runs: dict[str, Measured]) -> dict[str, Load]:
@@ -54,6 +55,8 @@ def redis_over_memory(runs: dict[str, Measured]) -> str:
         return ""
     bare_us = alone[BARE].p50_ms * 1000
     parts = [f"One connection: bare p50 {bare_us:.0f} µs"]
+    if FLOOR in alone:
+        parts.append(f"one raw round trip (the floor) adds {(alone[FLOOR].p50_ms * 1000 - bare_us):+.0f} µs to it")
     for memory, redis in (("V1 chain (memory store)", "V1 chain (Redis)"),
                           ("V1 chain (memory store), compiled build", "V1 chain (Redis), compiled build")):
         if memory in alone and redis in alone:

@@ -3,13 +3,13 @@
     python -m bench.run [--seconds 5] [--rounds 3] [--quick | --full] [--skip PARTS] [--out PATH]
 
 1. Throughput and latency (bench/throughput.py: wrk against one uvicorn worker per case, ratios to the
-   bare app of the same run), then py-spy profiles of the bare app and the V1 chain under load
-   (bench/profile_load.py).
+   bare app of the same run), one connection under two CPU placements (bench/placement.py), then py-spy
+   profiles of the bare app and the V1 chain under load (bench/profile_load.py).
 2. In-process (bench/inprocess.py): one V1 verification, µs per request of the chain, each step of the
    chain, the Redis client's CPU per admit with and without auto-pipelining.
 3. Growth (bench/growth.py) and 4. memory (bench/memory.py, in a process of its own).
 
-Default: 5 s x 3 rounds, about eight minutes on two cores. --seconds/--rounds for longer runs, --quick
+Default: 5 s x 3 rounds, about ten minutes on two cores. --seconds/--rounds for longer runs, --quick
 for a smoke run, --full to also try 100,000 and 1,000,000 keys from TOML.
 """
 
@@ -29,7 +29,7 @@ from bench.report import BARE, growth_markdown, latency_table, medians, redis_ov
 from tests.support.servers import ROOT
 
 RESULTS = HERE / "results"
-PARTS = ("throughput", "profile", "inprocess", "growth", "memory")
+PARTS = ("throughput", "placement", "profile", "inprocess", "growth", "memory")
 
 
 def memory_figures(nonces: int) -> dict[str, Any]:
@@ -119,6 +119,17 @@ def main() -> None:
     if "throughput" not in skip:
         section, runs = throughput_section(args.seconds, args.rounds)
         md += section
+    if "placement" not in skip:
+        from bench import placement
+
+        print("one connection, two CPU placements", flush=True)
+        md += ["### Latency and CPU placement", "",
+               f"bench/placement.py: the bare app, the raw round trip, and the V1 chain on memory and on Redis at "
+               f"one connection (wrk -t1 -c1 -d{args.seconds}s, {args.rounds} alternating rounds, medians), as the "
+               "kernel places the processes and with the worker sharing a CPU with redis-server. The Redis "
+               "store's extra latency at one connection is mostly two wake-ups across CPUs.", "",
+               *placement.markdown(placement.measure(args.seconds, args.rounds), placement.pipe_round_trip_us()),
+               ""]
     if "profile" not in skip:
         from bench import profile_load
 

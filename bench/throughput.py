@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.apps import POLICY
 from bench.load import COMPILED_PYTHON, Load, is_compiled, redis_reads, server_pid, uvicorn_server, write_paths, wrk
-from bench.report import BARE, PROXY, latency_table, redis_over_memory, results_table
+from bench.report import BARE, FLOOR, PROXY, latency_table, redis_over_memory, results_table
 from bench.signed import v1_path, v3_line
 from tests.support.procfs import cpu_seconds
 from tests.support.redis import command, running_redis
@@ -61,6 +61,7 @@ MEMORY_COMPILED = "V1 chain (memory store), compiled build"
 REDIS_COMPILED = "V1 chain (Redis), compiled build"
 CASES = (
     Case(BARE, "bench.apps:bare", lambda redis, bare: {}, ready="/", redis=False),
+    Case(FLOOR, "bench.apps:bare_round_trip", lambda redis, bare: {"BENCH_REDIS_URL": redis}, ready="/"),
     Case("V1 chain (memory store)", "bench.apps:gated", _memory, redis=False),
     Case("V1 chain (Redis)", "bench.apps:gated", _gateway()),
     Case("V1 chain (Redis, auto-pipelining off)", "bench.apps:gated_unpipelined", _gateway("gwu")),
