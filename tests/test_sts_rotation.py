@@ -2,11 +2,13 @@
 former key minted working while new ones are minted with the new key, until a reload drops it.
 
 Unit tests (the keyring, the resolver, the policy file, the diff) need no server; the last tests rotate
-the key of a live `gateway serve` (proxy mode) with SIGHUP and call with V1 and V3 signatures.
+the key of a live `gateway serve` (proxy mode) with SIGHUP, and of a `GatewayMiddleware` (middleware mode)
+with its reload, and call with V1 and V3 signatures.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,13 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from gateway import GatewayMiddleware, Settings
 from gateway.catalog import Err
 from gateway.cli import main
 from gateway.errors import PolicyError
 from gateway.policy import Policy, parse_policy
 from gateway.policy.diff import diff_policies
+from gateway.stores import MemoryStore
 from gateway.sts import token as tokens
 from gateway.sts.keys import TemporaryKeys
+from tests.support.apps import EchoService
 from tests.support.scrape import scrape, value
 from tests.support.serve import Served, gateway_serve, serve_env
 from tests.support.servers import serve_in_thread, wait_until
@@ -253,3 +258,32 @@ def test_new_sessions_end_when_a_reload_goes_back_to_the_old_key_alone(rotating:
     assert works(url, new)
     rotating.reload_to(policy_text("GATEWAY_STS_KEY_A"))  # B is nowhere in the policy any more
     check_malformed(url, new)
+
+
+def test_a_rotation_in_middleware_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same rotation with `GatewayMiddleware` in front of the echo service (real uvicorn), reloaded
+    with ``middleware.reload()``; the old session's token is cached by then, and must not outlive its key."""
+    for name, key in ENV.items():
+        monkeypatch.setenv(name, key)
+    file = tmp_path / "policy.toml"
+    file.write_text(policy_text("GATEWAY_STS_KEY_A"))
+    service = EchoService()
+    middleware = GatewayMiddleware(service, settings=Settings(config=str(file), host_id="gateway.test"),
+                                   store=MemoryStore())
+
+    def reload_to(text: str) -> None:
+        file.write_text(text)
+        assert asyncio.run(middleware.reload()).result == "ok"
+
+    with serve_in_thread(middleware) as url:
+        old = assumed(url)
+        assert works(url, old)
+        reload_to(ROTATED)
+        assert works(url, old)
+        new = assumed(url)
+        assert B.open(new.token) is not None and works(url, new)
+        calls = service.executed["DescribeRegions"]
+        reload_to(policy_text("GATEWAY_STS_KEY_B"))
+        check_malformed(url, old)
+        assert service.executed["DescribeRegions"] == calls  # refused before the service
+        assert works(url, new)
