@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from gateway.policy.model import Account, ApiSpec, Policy, Resource, SubUser
+from gateway.policy.model import Account, ApiSpec, Policy, Resource, StsConfig, SubUser
 from gateway.rates import Rate
 
 #: (period in ms, name, short suffix): a rate is shown as it would be written, "5/day" or "100/10s".
@@ -21,11 +21,13 @@ _PERIODS = ((86_400_000, "day", "d"), (3_600_000, "hour", "h"), (60_000, "minute
 _SECRET_FIELDS = frozenset({"secrets"})
 #: Fields derived from others (shown through them).
 _DERIVED_FIELDS = frozenset({"repeated", "required", "resource_params"})
+#: Kinds that are one section, never counted in the plural.
+_UNCOUNTED = frozenset({"limits", "sts"})
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    kind: str  # "access key", "account", "sub-user", "API", "resource", "limits"
+    kind: str  # "access key", "account", "sub-user", "API", "resource", "limits", "sts"
     name: str
     sign: str  # "+" added, "-" removed, "~" changed
     detail: str = ""
@@ -51,7 +53,7 @@ class PolicyDiff:
         for change in self.changes:
             counts[(change.kind, change.sign)] = counts.get((change.kind, change.sign), 0) + 1
         words = {"+": "added", "-": "removed", "~": "changed"}
-        parts = [f"{n} {kind}{'s' if n != 1 and kind != 'limits' else ''} {words[sign]}"
+        parts = [f"{n} {kind}{'s' if n != 1 and kind not in _UNCOUNTED else ''} {words[sign]}"
                  for (kind, sign), n in counts.items()]
         return ", ".join(parts) or "no change"
 
@@ -64,7 +66,28 @@ def diff_policies(old: Policy, new: Policy) -> PolicyDiff:
               for name in ("flow", "quota_scope") if getattr(old, name) != getattr(new, name)]
     if limits:
         changes.append(Change("limits", "[limits]", "~", "; ".join(limits)))
+    sts = _sts(old.sts, new.sts)
+    if sts is not None:
+        changes.append(sts)
     return PolicyDiff(tuple(changes))
+
+
+def _sts(old: StsConfig | None, new: StsConfig | None) -> Change | None:
+    """``[sts]`` added, removed, or which of its keys changed: never a key, only whether it is the same one
+    (a rotation shows the former signing key kept as the previous one, which an operator wants to see)."""
+    if old is None or new is None:
+        return None if old is new else Change("sts", "[sts]", "+" if old is None else "-")
+    parts = []
+    if new.signing_key != old.signing_key:
+        parts.append("signing key changed")
+    if new.previous_signing_key != old.previous_signing_key:
+        if new.previous_signing_key is None:
+            parts.append("previous signing key removed (its sessions end)")
+        elif new.previous_signing_key == old.signing_key:
+            parts.append("previous signing key = the former signing key (its sessions go on)")
+        else:
+            parts.append("previous signing key " + ("added" if old.previous_signing_key is None else "changed"))
+    return Change("sts", "[sts]", "~", "; ".join(parts)) if parts else None
 
 
 def _apis(policy: Policy) -> Mapping[Hashable, ApiSpec]:

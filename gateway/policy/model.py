@@ -79,6 +79,8 @@ class StsConfig:
     """``[sts]``: the deployment serves AssumeRole and verifies the temporary keys it issues."""
 
     signing_key: bytes = field(repr=False)
+    # The key before the last rotation: its tokens still verify (until dropped); it mints none.
+    previous_signing_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

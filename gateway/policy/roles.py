@@ -16,7 +16,7 @@ from gateway.policy.checks import Checks
 from gateway.policy.model import Account, ApiSpec, ParamSpec, Role, Statement, StsConfig, SubUser
 
 ROLE_FIELDS = ("account", "name", "trusted", "max_duration", "statements")
-STS_FIELDS = ("signing_key_env",)
+STS_FIELDS = ("signing_key_env", "previous_signing_key_env")
 STATEMENT_FIELDS = ("effect", "actions", "resources")
 ROOT = "root"
 #: Alibaba Cloud's bounds for a role's maximum session duration, and the default AssumeRole asks for.
@@ -98,15 +98,29 @@ class RoleEntries(Checks):
         line = self.lines.first("[sts]")
         table = self.table(data, "sts", line)
         self.fields(table, STS_FIELDS, line, "sts")
-        env = self.typed(table, "signing_key_env", str, line, "sts")
-        if not env:
+        # An empty name is "needs" here (as before), "is empty" for the previous key.
+        signing_key = self.sts_key(table, "signing_key_env", line) if table.get("signing_key_env") else None
+        if signing_key is None:
             raise self.fail(line, "sts", "needs signing_key_env: the environment variable holding the signing key")
+        previous = self.sts_key(table, "previous_signing_key_env", line)
+        if previous == signing_key:
+            # Same key twice: a rotation that forgot to set the new key (the old one would go on minting).
+            raise self.fail(line, "sts", "previous_signing_key_env holds the signing key itself: set a new signing key")
+        return StsConfig(signing_key=signing_key, previous_signing_key=previous)
+
+    def sts_key(self, table: dict[str, Any], name: str, line: int) -> bytes | None:
+        """The key in the variable ``table[name]`` names; None when the field is absent."""
+        env = self.typed(table, name, str, line, "sts")
+        if env is None:
+            return None
+        if not env:
+            raise self.fail(line, "sts", f"{name} is empty: name the environment variable holding the key")
         value = self.environ.get(env)
         if value is None:
-            raise self.fail(line, "sts", f"signing_key_env {env!r} is not set in the environment")
+            raise self.fail(line, "sts", f"{name} {env!r} is not set in the environment")
         if _HEX_KEY.fullmatch(value.strip()) is None:
             raise self.fail(line, "sts", f"{env} must hold 64 hex characters (a 32-byte key)")
-        return StsConfig(signing_key=bytes.fromhex(value.strip()))
+        return bytes.fromhex(value.strip())
 
     def with_sts_api(self, apis: Mapping[str, Mapping[str, ApiSpec]]) -> Mapping[str, Mapping[str, ApiSpec]]:
         """``apis`` plus AssumeRole, which the gateway answers itself (an ``[apis]`` entry may not claim it)."""

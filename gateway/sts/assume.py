@@ -43,7 +43,7 @@ class AssumeRole:
         if policy.sts is None:
             raise ValueError("AssumeRole needs [sts]")
         self.roles = policy.roles
-        self.keys = tokens.TokenKeys(policy.sts.signing_key)
+        self.keys = tokens.TokenKeys(policy.sts.signing_key)  # never the previous key: it only verifies
 
     def role(self, caller: AccessKey, arn: str) -> Role:
         match = _ROLE_ARN.fullmatch(arn)

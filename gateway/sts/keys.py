@@ -36,7 +36,8 @@ class TemporaryKeys:
         # neither must be read from Redis (then `resolve` answers (None, None): `gateway.sts.reads`).
         self.lookup = lookup if lookup is not None else policy.access_keys.get
         self.missing = missing if missing is not None else _never
-        self.keys = tokens.TokenKeys(sts.signing_key)
+        # Built with the chain, so a reload that drops a key also drops this cache of tokens it verified.
+        self.keys = tokens.Keyring(sts.signing_key, sts.previous_signing_key)
         self.cache_size = cache_size
         # token -> (the key it stands for, the assuming key that key was built with)
         self._verified: OrderedDict[str, tuple[AccessKey, AccessKey | None]] = OrderedDict()
@@ -105,9 +106,10 @@ class TemporaryKeys:
     def _verify(self, token: str) -> tuple[AccessKey, AccessKey | None] | None:
         """The token's MAC, role and session policy; its assuming key is judged per request (`resolve`), but
         the key is built with it when it is at hand (its quota), so that a first use builds it once."""
-        claims = self.keys.open(token)
-        if claims is None:
+        opened = self.keys.open(token)
+        if opened is None:
             return None
+        claims, minted_by = opened
         role = self.policy.roles.get((claims.account, claims.role.lower()))
         if role is None:
             return None
@@ -116,7 +118,7 @@ class TemporaryKeys:
         except GrammarError:
             return None
         caller = self.lookup(claims.assumed_by)
-        return temporary_key(self.keys, claims, role_session(role, claims, statements), caller), caller
+        return temporary_key(minted_by, claims, role_session(role, claims, statements), caller), caller
 
 
 def _never(key_id: str) -> bool:

@@ -104,5 +104,29 @@ class TokenKeys:
         return Claims(*fields)
 
 
+class Keyring:
+    """The signing key's subkeys, and while a rotation is under way the previous key's: it mints nothing,
+    and verifies the tokens it minted until the policy drops it. A token of the current key costs one MAC;
+    the previous key is tried only when that fails."""
+
+    def __init__(self, signing_key: bytes, previous: bytes | None = None) -> None:
+        self.current = TokenKeys(signing_key)
+        self.previous = None if previous is None else TokenKeys(previous)
+
+    def __repr__(self) -> str:
+        return f"Keyring(previous={self.previous is not None})"
+
+    def open(self, token: str) -> tuple[Claims, TokenKeys] | None:
+        """The claims of a token either key minted, with the key that minted it: its temporary secret is
+        derived with that key (a secret derived with the other one does not sign for it)."""
+        claims = self.current.open(token)
+        if claims is not None:
+            return claims, self.current
+        if self.previous is None:
+            return None
+        claims = self.previous.open(token)
+        return None if claims is None else (claims, self.previous)
+
+
 def remaining(claims: Claims) -> float:
     return claims.expires - clock()
