@@ -9,13 +9,16 @@ cannot tell ``X_Gateway_Account_Id`` from the gateway's ``x-gateway-account-id``
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 #: The identity headers the gateway owns (gateway/identity.py), by folded name.
 IDENTITY = ("x-gateway-account-id", "x-gateway-account-name", "x-gateway-sub-user", "x-gateway-access-key-id",
-            "x-acs-request-id")
+            "x-acs-request-id", "x-gateway-anonymous",
+            # Temporary credentials (STS): the role, its session, the key that assumed it.
+            "x-gateway-role-arn", "x-gateway-role-session-name", "x-gateway-assumed-by")
 #: The headers V3 names its API in (and V1 clients may send too): a service may dispatch on them.
 API = ("x-acs-action", "x-acs-version")
 #: Headers a service may take the client's address from.
@@ -73,6 +76,9 @@ class Expected:
             "x-gateway-access-key-id": who.get("AccessKeyId"),
             "x-acs-request-id": ctx.request_id,
             "x-gateway-anonymous": "true" if who.get("Anonymous") else None,
+            "x-gateway-role-arn": who.get("RoleArn"),
+            "x-gateway-role-session-name": who.get("RoleSessionName"),
+            "x-gateway-assumed-by": who.get("AssumedBy"),
         }, {"x-acs-action": ctx.action, "x-acs-version": ctx.version}, ctx.signature_version == "3")
 
 
@@ -116,6 +122,14 @@ def differences(expected: Expected, reading: Reading) -> list[str]:
     if reading.client is not None and reading.client != PEER:
         out.append(f"[client-ip] {who} reports the client as {reading.client!r}, the client is {PEER}")
     return out
+
+
+def established_differences(expected: Expected, claimed: Mapping[str, str | None]) -> list[str]:
+    """Whether the gateway established the identity the case was signed as (``claimed``: the key, its
+    account and sub-user; for temporary credentials the ``STS.`` id, the role's account, the role, the
+    session and the key that assumed it): what every parser then reads is compared with this."""
+    return [f"[established {name}] the gateway established {expected.identity.get(name)!r}, the case was "
+            f"signed as {value!r}" for name, value in claimed.items() if expected.identity.get(name) != value]
 
 
 def raw_target_differences(expected: Expected, target: bytes) -> list[str]:
