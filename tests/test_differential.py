@@ -1,17 +1,23 @@
 """#16's invariant, proved by difference: what a service reads equals what the gateway checked.
 
 Hypothesis draws signed requests carrying 0-2 adversarial features each (tests/support/differential/
-generate.py: legal odd ones, and hostile ones the gateway refuses) and sends them as raw bytes to a real
+generate.py: legal odd ones, and hostile ones the gateway refuses), signed in every way a client may
+(credentials.py: V1, V3, anonymous, and #17's temporary credentials in V1 and V3, ACS3-HMAC-SM3 with
+either hash header, ACS3-RSA-SHA256; the policy is tests/data/policy.toml plus [sts], [[roles]] and an
+RSA key, built from it at every run: differential/policy.py), and sends them as raw bytes to a real
 gateway in both modes: proxy (`GatewayMiddleware(Recorder(ProxyApp))` in front of a raw capture
 upstream, with a "victim" server that must never be reached) and middleware
 (`GatewayMiddleware(ServiceRecorder())`, its scope serialized back to bytes). For every request the
 gateway admits, the bytes the service received are replayed to real parsers (Starlette, aiohttp,
 urllib, wsgiref), and their path, parameters (names, values, multiplicity), identity and API headers
 (in every spelling a WSGI server folds together) and client address must be exactly what the gateway
-checked. A refusal is fine, a 5xx is not, a difference is not. Each case's target and headers are also
-tried as a websocket upgrade by a real client: no websocket scope may reach what the gateway wraps.
+checked, and that identity the one the case was signed as (for temporary credentials: the STS. id,
+the role's account, the role, session and assuming key). A refusal is fine, a 5xx is not, a difference
+is not. Each case's target and headers are also tried as a websocket upgrade by a real client: no
+websocket scope may reach what the gateway wraps.
 The summary prints, per mode and per feature, how many cases were admitted and why the others were
-refused (status and Code); at least MIN_ADMITTED must be admitted, or the test proves little.
+refused (status and Code); at least MIN_ADMITTED must be admitted, or the test proves little, and
+MIN_ADMITTED_NEW of each kind of credentials #17 added (so none can pass by being refused outright).
 
 CI runs a derandomized sample (500 per mode, ~15 s for both); GATEWAY_DIFF_EXAMPLES=10000 (``make fuzz``) the full run.
 GATEWAY_DIFF_SURVEY=1 keeps going past differences and lists every class found, with the shortest

@@ -35,6 +35,10 @@ SESSION_NAMES = ["s1", "alice@example.com", "ci-build.42_x", "X" * 64, "-.", "__
 PAYLOAD_HEADERS = {ALGORITHM_V3: ["x-acs-content-sha256"], ALGORITHM_RSA: ["x-acs-content-sha256"],
                    ALGORITHM_SM3: ["x-acs-content-sm3", "x-acs-content-sha256"]}  # tea-openapi 0.4.6: the latter
 
+#: A valid token of another account's session (bob's role), which no case of the differential signs with.
+FOREIGN_TOKEN = TOKEN_KEYS.mint(tokens.Claims("STS.ForeignForeignForeignFore", 2222, ROLES[2222], "foreign",
+                                              "LTAIbob", 4_000_000_000, None))
+
 
 @dataclass(frozen=True)
 class Signer:

@@ -1,13 +1,13 @@
 """Admissible adversarial requests: what an attacker holding one valid key, and knowing how the gateway
 parses, would send to make the service read something the gateway did not check.
 
-Each case is a plain signed call (any key, sub-users included; V1 or V3; GET or POST; parameters in
-the query or the body) carrying at most two adversarial *features* from `FEATURES`. Drawing every
-dimension oddly at once made nearly every case one the gateway refuses, which proves only that
-refusals happen; a case is now most often "a valid request plus one or two odd-but-legal features",
-the shape that has to read the same everywhere. `ODD` features are legal (the gateway should admit
-them and forward exactly what it checked); `HOSTILE` ones are refused today, and stay in the
-catalogue to prove the refusal comes before anything is forwarded.
+Each case is a plain signed call (any key, sub-users included; V1 or V3, anonymous, temporary
+credentials, SM3 or RSA: `credentials`; GET or POST; parameters in the query or the body) carrying at
+most two adversarial *features* from `FEATURES`. Drawing every dimension oddly at once made nearly every
+case one the gateway refuses, which proves only that refusals happen; a case is now most often "a valid
+request plus one or two odd-but-legal features", the shape that has to read the same everywhere. `ODD`
+features are legal (the gateway should admit them and forward exactly what it checked); `HOSTILE` ones
+are refused today, and stay in the catalogue to prove the refusal comes before anything is forwarded.
 
 What the gateway will read is computed with its own parser (`gateway.parsing.parse_into`, the query as
 httptools splits the target) and signed as such: V1 with the common parameters and Signature added, V3
@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from gateway.parsing import BadInput, parse_into
 from gateway.signing import ALGORITHM_RSA, percent_encode, sign_request_v1, sign_request_v3
 from tests.support.differential.credentials import (
+    FOREIGN_TOKEN,
     VERSIONS,
     Signer,
     sign_rsa_v3,
@@ -72,6 +73,8 @@ ODD = (
     "content-type-twice-empty",  # two Content-Type headers on a POST without a body
     "multipart-encoded",      # a multipart-looking value (CR/LF, Content-Disposition), escaped
     "content-encoding-identity",  # Content-Encoding: identity
+    "token-elsewhere",        # a SecurityToken where the version does not read it (V1: header, V3: parameter):
+                              # admitted when it is the verified one, refused otherwise
 )
 #: Features the gateway refuses today; the refusal must come before anything is forwarded.
 HOSTILE = (
@@ -260,6 +263,12 @@ def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
     action, pairs = draw(api_params(key, odd))
     if version == "anon" and action == "DescribeEcho":
         action = "DescribePublicEcho"
+    # The token in the place the other version reads it: the one verified (temporary credentials), or a
+    # valid token of another account's session that nothing verified.
+    elsewhere = draw(st.sampled_from([t for t in (signer.token, FOREIGN_TOKEN) if t])) \
+        if "token-elsewhere" in odd else None
+    if elsewhere is not None and signer.v3:
+        pairs.append(("SecurityToken", elsewhere))
     shapes = [version, method, f"key-{key}", *signer.shapes, *sorted(odd)]
 
     body_allowed = (method == "POST" and "content-type-twice-empty" not in odd) or "body-on-get" in odd
@@ -386,6 +395,8 @@ def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
         body = b"--b\r\nContent-Disposition: form-data; name=\"Action\"\r\n\r\nDeleteInstance\r\n--b--\r\n" + body
     if form in ("authority", "star"):
         target = base  # no path at all: the query is lost, as such a target carries none
+    if elsewhere is not None and not signer.v3:
+        headers.append((b"x-acs-security-token", elsewhere.encode()))
     headers += draw(header_noise(odd))
     order = draw(st.permutations(range(len(headers))))
     chunked = bool(body) and "chunked" in odd
