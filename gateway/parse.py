@@ -198,7 +198,8 @@ class Parser:
         answer_format = exchange.format if fmt is None else FORMATS.get(fmt.lower(), exchange.format)
         if not authorization.startswith("ACS3-"):
             _one_api(params, headers)
-            _one_token(params, headers, False)
+            if self.temporary is not None:  # without [sts] nothing changes (README): no token is ever verified
+                _one_token(params, headers, False)
             action, version, key_id = params.get("Action"), params.get("Version"), params.get("AccessKeyId")
             if key_id is None and not carries_credentials(params, headers):  # never so for a signed call
                 anonymous = self._anonymous(exchange, query, params, body, answer_format)
@@ -220,7 +221,8 @@ class Parser:
         except ValueError:
             raise GatewayError(Err.INCOMPLETE_SIGNATURE) from None
         _one_api(params, headers)
-        _one_token(params, headers, True)
+        if self.temporary is not None:
+            _one_token(params, headers, True)
         named = params.get("AccessKeyId")
         if named is not None and named != auth.access_key_id:
             # A service reading AccessKeyId, as RPC services do, must see the key that was verified.

@@ -101,3 +101,15 @@ def test_signers_claim_what_their_credentials_are(data: st.DataObject) -> None:
         assert signer.algorithm == ALGORITHM_RSA and claimed["x-gateway-access-key-id"] == diff_policy.RSA_KEY_ID
     if version == "V3-sm3":
         assert signer.algorithm == ALGORITHM_SM3 and signer.hash_header in ("x-acs-content-sm3", "x-acs-content-sha256")
+
+
+def test_a_token_other_than_the_verified_one_is_a_difference() -> None:
+    expected = Expected((("Action", "DescribeEcho"), ("SecurityToken", "v1.mine")), "/", {}, token="v1.mine")
+    same = Reading("wsgi", "/", list(expected.params), {"x-acs-security-token": ["v1.mine"]})
+    assert differences(expected, same) == []
+    other = Reading("wsgi", "/", list(expected.params), {"x-acs-security-token": ["v1.other"]})
+    assert [line.split("]")[0] for line in differences(expected, other)] == ["[token"]
+    # A long-term key's call verified no token: any token a service reads is unverified.
+    plain = Expected((("Action", "DescribeEcho"), ("SecurityToken", "v1.x")), "/", {})
+    assert [line.split("]")[0] for line in differences(plain, Reading("aiohttp", "/", list(plain.params)))] == [
+        "[token"]

@@ -16,6 +16,7 @@ import pytest
 
 from gateway.catalog import Err
 from gateway.signing import sign_request_v1, sign_request_v3
+from tests.conftest import LiveGateway
 from tests.support.client import Answer, query, refused_with
 from tests.support.sts import SECRETS, Creds, LiveSts, assumed, live_sts
 
@@ -91,3 +92,11 @@ def test_each_version_alone_is_unchanged(sts: LiveSts, mine: Creds) -> None:
     assert v1(sts.url, mine.access_key_id, mine.secret, "JSON", param=mine.token, header=None).status == 200
     assert v3(sts.url, mine.access_key_id, mine.secret, "JSON", header=mine.token, param=None).status == 200
     assert v1(sts.url, "LTAIroot", SECRETS["LTAIroot"], "JSON", param=None, header=None).status == 200
+
+
+def test_without_sts_nothing_changes(memory_gateway: LiveGateway) -> None:
+    """README: without [sts], SecurityToken is an undeclared parameter and V3's header is ignored."""
+    answer = v3(memory_gateway.url, "LTAIalice", "alice-secret", "JSON", header=None, param="v1.x.y")
+    assert (answer.status, answer.code()) == (Err.UNSUPPORTED_PARAMETER.status, Err.UNSUPPORTED_PARAMETER.code)
+    assert "SecurityToken" in answer.json["Message"]
+    assert v3(memory_gateway.url, "LTAIalice", "alice-secret", "JSON", header="v1.x.y", param=None).status == 200
