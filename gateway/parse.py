@@ -95,6 +95,16 @@ def _one_api(params: Mapping[str, str], headers: Mapping[str, str]) -> None:
             raise BadInput(f"{name} {param!r} and {header} {sent!r} name different APIs")
 
 
+def _one_token(params: Mapping[str, str], headers: Mapping[str, str], v3: bool) -> None:
+    """V1 verifies the SecurityToken parameter, V3 the x-acs-security-token header; a service may read
+    either, so a token in the place the version does not read must be the verified one (an SDK sends one)."""
+    param, header = params.get("SecurityToken"), headers.get("x-acs-security-token")
+    unread, verified = (param, header) if v3 else (header, param)
+    if unread is not None and unread != verified:
+        raise BadInput("a SecurityToken parameter and x-acs-security-token header must be one token, sent where "
+                       "the signature version reads it")
+
+
 class Keystore(Protocol):
     """Keys kept outside the policy file (`gateway.keystore.cache.KeyCache`): ``entries`` is read like the
     file's keys (None: known not to exist); an id in neither is read by ``complete``."""
@@ -188,6 +198,8 @@ class Parser:
         answer_format = exchange.format if fmt is None else FORMATS.get(fmt.lower(), exchange.format)
         if not authorization.startswith("ACS3-"):
             _one_api(params, headers)
+            if self.temporary is not None:  # without [sts] nothing changes (README): no token is ever verified
+                _one_token(params, headers, False)
             action, version, key_id = params.get("Action"), params.get("Version"), params.get("AccessKeyId")
             if key_id is None and not carries_credentials(params, headers):  # never so for a signed call
                 anonymous = self._anonymous(exchange, query, params, body, answer_format)
@@ -209,6 +221,8 @@ class Parser:
         except ValueError:
             raise GatewayError(Err.INCOMPLETE_SIGNATURE) from None
         _one_api(params, headers)
+        if self.temporary is not None:
+            _one_token(params, headers, True)
         named = params.get("AccessKeyId")
         if named is not None and named != auth.access_key_id:
             # A service reading AccessKeyId, as RPC services do, must see the key that was verified.

@@ -1,17 +1,23 @@
 """#16's invariant, proved by difference: what a service reads equals what the gateway checked.
 
 Hypothesis draws signed requests carrying 0-2 adversarial features each (tests/support/differential/
-generate.py: legal odd ones, and hostile ones the gateway refuses) and sends them as raw bytes to a real
+generate.py: legal odd ones, and hostile ones the gateway refuses), signed in every way a client may
+(credentials.py: V1, V3, anonymous, and #17's temporary credentials in V1 and V3, ACS3-HMAC-SM3 with
+either hash header, ACS3-RSA-SHA256; the policy is tests/data/policy.toml plus [sts], [[roles]] and an
+RSA key, built from it at every run: differential/policy.py), and sends them as raw bytes to a real
 gateway in both modes: proxy (`GatewayMiddleware(Recorder(ProxyApp))` in front of a raw capture
 upstream, with a "victim" server that must never be reached) and middleware
 (`GatewayMiddleware(ServiceRecorder())`, its scope serialized back to bytes). For every request the
 gateway admits, the bytes the service received are replayed to real parsers (Starlette, aiohttp,
 urllib, wsgiref), and their path, parameters (names, values, multiplicity), identity and API headers
 (in every spelling a WSGI server folds together) and client address must be exactly what the gateway
-checked. A refusal is fine, a 5xx is not, a difference is not. Each case's target and headers are also
-tried as a websocket upgrade by a real client: no websocket scope may reach what the gateway wraps.
+checked, and that identity the one the case was signed as (for temporary credentials: the STS. id,
+the role's account, the role, session and assuming key). A refusal is fine, a 5xx is not, a difference
+is not. Each case's target and headers are also tried as a websocket upgrade by a real client: no
+websocket scope may reach what the gateway wraps.
 The summary prints, per mode and per feature, how many cases were admitted and why the others were
-refused (status and Code); at least MIN_ADMITTED must be admitted, or the test proves little.
+refused (status and Code); at least MIN_ADMITTED must be admitted, or the test proves little, and
+MIN_ADMITTED_NEW of each kind of credentials #17 added (so none can pass by being refused outright).
 
 CI runs a derandomized sample (500 per mode, ~15 s for both); GATEWAY_DIFF_EXAMPLES=10000 (``make fuzz``) the full run.
 GATEWAY_DIFF_SURVEY=1 keeps going past differences and lists every class found, with the shortest
@@ -25,6 +31,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import websockets.exceptions
@@ -33,19 +40,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import GatewayMiddleware, Settings
-from gateway.policy import Policy
 from gateway.proxy import ProxyApp
 from gateway.serving import Limits, protocol
 from gateway.stores import open_store
-from tests.conftest import DATA
+from tests.support.differential import policy as diff_policy
 from tests.support.differential.capture import RawServer
 from tests.support.differential.compare import (
     Expected,
     Reading,
     differences,
+    established_differences,
     raw_target_differences,
     report,
 )
+from tests.support.differential.credentials import NEW_VERSIONS
 from tests.support.differential.generate import Case, cases
 from tests.support.differential.parsers import Parsers, parser_servers
 from tests.support.differential.record import Recorder, ServiceRecorder, scope_bytes
@@ -55,6 +63,8 @@ from tests.support.servers import serve_in_thread
 EXAMPLES = int(os.environ.get("GATEWAY_DIFF_EXAMPLES", "500"))
 SURVEY = os.environ.get("GATEWAY_DIFF_SURVEY") == "1"
 MIN_ADMITTED = 0.40
+#: Each kind of credentials #17 added must be admitted at least this often, or its cases prove little.
+MIN_ADMITTED_NEW = 0.25
 SAMPLE = settings(deadline=None, database=None, derandomize=EXAMPLES <= 1000, max_examples=EXAMPLES,
                   suppress_health_check=list(HealthCheck), print_blob=True)
 
@@ -109,26 +119,33 @@ def victim() -> Iterator[RawServer]:
         yield server
 
 
-def _config(**extra: object) -> Settings:
-    return Settings(config=str(DATA / "policy.toml"), host_id="gateway.test", access_log=False, **extra)  # type: ignore[arg-type]
+@pytest.fixture(scope="module")
+def policy_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/data/policy.toml plus [sts], [[roles]] and an RSA key (tests/support/differential/policy.py)."""
+    return diff_policy.write_policy(tmp_path_factory.mktemp("differential"))
+
+
+def _config(path: Path, **extra: object) -> Settings:
+    return Settings(config=str(path), host_id="gateway.test", access_log=False, **extra)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
-def proxy_mode(policy: Policy, victim: RawServer) -> Iterator[Mode]:
+def proxy_mode(policy_path: Path, victim: RawServer) -> Iterator[Mode]:
     with RawServer() as upstream:
-        config = _config(upstream_url=f"http://127.0.0.1:{upstream.port}")
+        config = _config(policy_path, upstream_url=f"http://127.0.0.1:{upstream.port}")
         recorder = Recorder(ProxyApp(config))
-        app = GatewayMiddleware(recorder, settings=config, policy=policy, store=open_store(None))
+        app = GatewayMiddleware(recorder, settings=config, policy=diff_policy.load(policy_path),
+                                store=open_store(None))
         with serve_in_thread(app, http=protocol(Limits.from_settings(config)), proxy_headers=False) as url:
             address = address_of(url)
             yield Mode("proxy", address, f"{address[0]}:{address[1]}".encode(), recorder, upstream, victim)
 
 
 @pytest.fixture(scope="module")
-def middleware_mode(policy: Policy, victim: RawServer) -> Iterator[Mode]:
-    config = _config()
+def middleware_mode(policy_path: Path, victim: RawServer) -> Iterator[Mode]:
+    config = _config(policy_path)
     recorder = ServiceRecorder()
-    app = GatewayMiddleware(recorder, settings=config, policy=policy, store=open_store(None))
+    app = GatewayMiddleware(recorder, settings=config, policy=diff_policy.load(policy_path), store=open_store(None))
     with serve_in_thread(app, http=protocol(Limits.from_settings(config)), proxy_headers=False) as url:
         address = address_of(url)
         yield Mode("middleware", address, f"{address[0]}:{address[1]}".encode(), recorder, None, victim)
@@ -178,6 +195,8 @@ def run_case(mode: Mode, parsers: Parsers, case: Case) -> list[str]:
         target = (record.scope.get("raw_path") or b"")
         readings = list(record.readings)
     readings += parsers.read(forwarded)
+    if case.signer is not None:
+        found += established_differences(record.expected, case.signer.claimed)
     found += raw_target_differences(record.expected, target)
     for reading in readings:
         found += differences(record.expected, reading)
@@ -307,5 +326,10 @@ def test_summary(request: pytest.FixtureRequest) -> None:
             problems.append(f"{name}: {len(tally.found)} classes of difference: {sorted(tally.found)}")
         if tally.sent >= 50 and ratio < MIN_ADMITTED:
             problems.append(f"{name}: only {ratio:.0%} admitted, below {MIN_ADMITTED:.0%}: the test proves little")
+        if tally.sent >= 200:  # the CI sample and up: every kind of credentials drawn, and admitted often enough
+            for version in NEW_VERSIONS:
+                sent, admitted = tally.shapes_sent[version], tally.shapes_admitted[version]
+                if not sent or admitted / sent < MIN_ADMITTED_NEW:
+                    problems.append(f"{name}: {version}: {admitted}/{sent} admitted, below {MIN_ADMITTED_NEW:.0%}")
     assert not problems, problems
 

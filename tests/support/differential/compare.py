@@ -9,15 +9,20 @@ cannot tell ``X_Gateway_Account_Id`` from the gateway's ``x-gateway-account-id``
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 #: The identity headers the gateway owns (gateway/identity.py), by folded name.
 IDENTITY = ("x-gateway-account-id", "x-gateway-account-name", "x-gateway-sub-user", "x-gateway-access-key-id",
-            "x-acs-request-id")
+            "x-acs-request-id", "x-gateway-anonymous",
+            # Temporary credentials (STS): the role, its session, the key that assumed it.
+            "x-gateway-role-arn", "x-gateway-role-session-name", "x-gateway-assumed-by")
 #: The headers V3 names its API in (and V1 clients may send too): a service may dispatch on them.
 API = ("x-acs-action", "x-acs-version")
+#: Where V3 carries temporary credentials' token (V1: the SecurityToken parameter).
+TOKEN_HEADER = "x-acs-security-token"
 #: Headers a service may take the client's address from.
 CLIENT_IP = ("forwarded", "x-real-ip", "x-forwarded-for")
 #: The address every request of the test comes from (loopback): the only client address that is true.
@@ -61,6 +66,7 @@ class Expected:
     identity: dict[str, str | None]  # folded identity header -> the gateway's value (None: not sent)
     api: dict[str, str | None] = field(default_factory=dict)  # folded API header -> the API the gateway checked
     v3: bool = False  # the API came from the headers (V3): they must reach the service as checked
+    token: str | None = None  # the SecurityToken the gateway verified (temporary credentials), else None
 
     @classmethod
     def from_ctx(cls, ctx: Any) -> Expected:
@@ -73,7 +79,17 @@ class Expected:
             "x-gateway-access-key-id": who.get("AccessKeyId"),
             "x-acs-request-id": ctx.request_id,
             "x-gateway-anonymous": "true" if who.get("Anonymous") else None,
-        }, {"x-acs-action": ctx.action, "x-acs-version": ctx.version}, ctx.signature_version == "3")
+            "x-gateway-role-arn": who.get("RoleArn"),
+            "x-gateway-role-session-name": who.get("RoleSessionName"),
+            "x-gateway-assumed-by": who.get("AssumedBy"),
+        }, {"x-acs-action": ctx.action, "x-acs-version": ctx.version}, ctx.signature_version == "3",
+            _verified_token(ctx))
+
+
+def _verified_token(ctx: Any) -> str | None:
+    if ctx.key is None or ctx.key.session is None:
+        return None
+    return ctx.headers.get("x-acs-security-token") if ctx.signature_version == "3" else ctx.params.get("SecurityToken")
 
 
 def _addresses(folded: str, value: str) -> list[str]:
@@ -109,6 +125,11 @@ def differences(expected: Expected, reading: Reading) -> list[str]:
         got = reading.headers.get(name, [])
         if got != [checked] and (expected.v3 or got):
             out.append(f"[api {name}] {who} read {got!r}, the gateway checked {checked!r}")
+    # A service may take the caller's token from either place: only the one the gateway verified may be there.
+    tokens = [v for n, v in reading.params if n == "SecurityToken"] + reading.headers.get(TOKEN_HEADER, [])
+    if any(token != expected.token for token in tokens):
+        out.append(f"[token] {who} read the SecurityToken(s) {[t[:24] for t in tokens]!r}, the gateway verified "
+                   f"{(expected.token or '')[:24]!r}")
     for name in CLIENT_IP:
         claimed = [a for v in reading.headers.get(name, []) for a in _addresses(name, v) if a != PEER]
         if claimed:
@@ -116,6 +137,14 @@ def differences(expected: Expected, reading: Reading) -> list[str]:
     if reading.client is not None and reading.client != PEER:
         out.append(f"[client-ip] {who} reports the client as {reading.client!r}, the client is {PEER}")
     return out
+
+
+def established_differences(expected: Expected, claimed: Mapping[str, str | None]) -> list[str]:
+    """Whether the gateway established the identity the case was signed as (``claimed``: the key, its
+    account and sub-user; for temporary credentials the ``STS.`` id, the role's account, the role, the
+    session and the key that assumed it): what every parser then reads is compared with this."""
+    return [f"[established {name}] the gateway established {expected.identity.get(name)!r}, the case was "
+            f"signed as {value!r}" for name, value in claimed.items() if expected.identity.get(name) != value]
 
 
 def raw_target_differences(expected: Expected, target: bytes) -> list[str]:

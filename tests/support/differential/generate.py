@@ -1,13 +1,13 @@
 """Admissible adversarial requests: what an attacker holding one valid key, and knowing how the gateway
 parses, would send to make the service read something the gateway did not check.
 
-Each case is a plain signed call (any key, sub-users included; V1 or V3; GET or POST; parameters in
-the query or the body) carrying at most two adversarial *features* from `FEATURES`. Drawing every
-dimension oddly at once made nearly every case one the gateway refuses, which proves only that
-refusals happen; a case is now most often "a valid request plus one or two odd-but-legal features",
-the shape that has to read the same everywhere. `ODD` features are legal (the gateway should admit
-them and forward exactly what it checked); `HOSTILE` ones are refused today, and stay in the
-catalogue to prove the refusal comes before anything is forwarded.
+Each case is a plain signed call (any key, sub-users included; V1 or V3, anonymous, temporary
+credentials, SM3 or RSA: `credentials`; GET or POST; parameters in the query or the body) carrying at
+most two adversarial *features* from `FEATURES`. Drawing every dimension oddly at once made nearly every
+case one the gateway refuses, which proves only that refusals happen; a case is now most often "a valid
+request plus one or two odd-but-legal features", the shape that has to read the same everywhere. `ODD`
+features are legal (the gateway should admit them and forward exactly what it checked); `HOSTILE` ones
+are refused today, and stay in the catalogue to prove the refusal comes before anything is forwarded.
 
 What the gateway will read is computed with its own parser (`gateway.parsing.parse_into`, the query as
 httptools splits the target) and signed as such: V1 with the common parameters and Signature added, V3
@@ -26,9 +26,18 @@ import httptools  # type: ignore[import-untyped]
 from hypothesis import strategies as st
 
 from gateway.parsing import BadInput, parse_into
-from gateway.signing import percent_encode, sign_request_v1, sign_request_v3
+from gateway.signing import ALGORITHM_RSA, percent_encode, sign_request_v1, sign_request_v3
+from tests.support.differential.credentials import (
+    FOREIGN_TOKEN,
+    VERSIONS,
+    Signer,
+    sign_rsa_v3,
+    signers,
+    v1_common,
+    v3_extra_headers,
+)
+from tests.support.differential.policy import RSA_KEY_ID
 from tests.support.fuzzing.wire import RawRequest
-from tests.support.keys import SECRETS
 
 VERSION = "2014-05-26"
 FORM = b"application/x-www-form-urlencoded"
@@ -37,9 +46,10 @@ FORM = b"application/x-www-form-urlencoded"
 @dataclass(frozen=True)
 class Case:
     request: RawRequest
-    version: str  # "V1" or "V3"
+    version: str  # credentials.VERSIONS: "V1", "V3", "anon", "V1-sts", "V3-sts", "V3-sm3", "V3-rsa"
     key: str
     shapes: tuple[str, ...]  # what is adversarial about it, for the summary
+    signer: Signer | None = None  # who signed it, and the identity the gateway must establish if it admits it
 
 
 # --- the catalogue ------------------------------------------------------------------------------------
@@ -63,6 +73,8 @@ ODD = (
     "content-type-twice-empty",  # two Content-Type headers on a POST without a body
     "multipart-encoded",      # a multipart-looking value (CR/LF, Content-Disposition), escaped
     "content-encoding-identity",  # Content-Encoding: identity
+    "token-elsewhere",        # a SecurityToken where the version does not read it (V1: header, V3: parameter):
+                              # admitted when it is the verified one, refused otherwise
 )
 #: Features the gateway refuses today; the refusal must come before anything is forwarded.
 HOSTILE = (
@@ -145,7 +157,7 @@ def written(draw: st.DrawFn, text: str, odd: bool, raw: bool) -> bytes:
 
 KEYS = ["LTAIalice", "LTAIalice", "LTAIops", "LTAIops", "LTAIbob"]
 #: The instances each key may name (its account's, and not denied to the sub-user).
-OWN_INSTANCES = {"LTAIalice": "i-web-1", "LTAIops": "i-web-1", "LTAIbob": "i-bob-1"}
+OWN_INSTANCES = {"LTAIalice": "i-web-1", "LTAIops": "i-web-1", "LTAIbob": "i-bob-1", RSA_KEY_ID: "i-web-1"}
 FOREIGN_INSTANCES = ["i-bob-1", "i-secret-1", "I-WEB-1", "i-web-1 ", "i-nope-1"]
 
 
@@ -203,17 +215,23 @@ def target_forms(gateway: bytes, victim_port: int) -> st.SearchStrategy[tuple[st
 IDENTITY_SPOOFS = [b"x-gateway-account-id", b"X-Gateway-Account-Id", b"X_Gateway_Account_Id", b"x_gateway_sub_user",
                    b"X-GATEWAY-SUB-USER", b"x-acs-request-id", b"X_ACS_Request_Id", b"x_gateway_access_key_id",
                    b"x-gateway-account-name", b"X_Gateway_Account_Name", b"x-gateway-foo", b"X_Gateway_Foo",
-                   b"X.Gateway.Account.Id", b"X-Gateway-Account-ID"]
+                   b"X.Gateway.Account.Id", b"X-Gateway-Account-ID",
+                   # The role headers of temporary credentials (#17), on every kind of call.
+                   b"X_Gateway_Role_Arn", b"x-gateway-role-arn", b"X-Gateway-Role-Session-Name",
+                   b"x_gateway_role_session_name", b"X_GATEWAY_ASSUMED_BY", b"x-gateway-assumed-by",
+                   b"X-Gateway-Anonymous"]
 IP_SPOOFS = [(b"forwarded", b"for=203.0.113.7"), (b"Forwarded", b'for="[2001:db8::7]";proto=https'),
              (b"x-real-ip", b"203.0.113.7"), (b"X_Real_IP", b"203.0.113.7"), (b"x-forwarded-for", b"203.0.113.7"),
              (b"X_Forwarded_For", b"203.0.113.7"), (b"X-Forwarded-For", b"127.0.0.1, 203.0.113.7")]
 API_SPOOFS = [(b"X_Acs_Action", b"DeleteInstance"), (b"x_acs_version", b"2016-01-01"),
               (b"X-ACS-ACTION_", b"DeleteInstance")]
 CONNECTION_OWNED = [b"x-gateway-sub-user", b"x-gateway-account-id", b"x-gateway-access-key-id", b"x-acs-request-id",
-                    b"x-forwarded-for", b"forwarded", b"x-real-ip", b"X_Gateway_Sub_User"]
+                    b"x-forwarded-for", b"forwarded", b"x-real-ip", b"X_Gateway_Sub_User", b"x-gateway-role-arn",
+                    b"X_Gateway_Role_Session_Name", b"x-gateway-assumed-by"]
 CONNECTION_END_TO_END = [b"content-type", b"content-length", b"authorization", b"host", b"x-acs-action",
                          b"x-acs-version", b"x-acs-date", b"x-acs-signature-nonce", b"x-acs-content-sha256",
-                         b"Content-Type", b"transfer-encoding", b"accept"]
+                         b"Content-Type", b"transfer-encoding", b"accept", b"x-acs-security-token",
+                         b"x-acs-content-sm3"]
 UTF8_CHARSETS = [b"; charset=utf-8", b'; charset="utf-8"', b";charset=UTF-8", b"; CHARSET=Utf-8", b"; charset=utf-8 "]
 OTHER_CHARSETS = [b"; charset=UTF8", b"; charset=utf-7", b"; charset=UTF-7", b"; charset=latin-1",
                   b"; charset=iso-8859-1", b"; charset=utf-16", b"; charset=utf-8; charset=utf-7",
@@ -234,16 +252,24 @@ def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
     odd = draw(features())
     # Where a hostile feature and an odd one set the same thing, the hostile one wins.
     odd -= {f for hostile, f in _OVERRIDES if hostile in odd}
-    key = draw(st.sampled_from(KEYS))
-    # "anon": no credentials at all, to the anonymous twin of DescribeEcho (#17 §3).
-    version = draw(st.sampled_from(["V1", "V3", "V1", "V3", "anon"]))
+    # "anon": no credentials at all, to the anonymous twin of DescribeEcho (#17 §3); the #17 kinds of
+    # credentials (temporary ones, SM3, RSA) as `credentials` describes.
+    version = draw(st.sampled_from(VERSIONS))
+    key = RSA_KEY_ID if version == "V3-rsa" else draw(st.sampled_from(KEYS))
+    signer = draw(signers(version, key))
     needs_body = bool(odd & _NEEDS_BODY)
     method = "GET" if "body-on-get" in odd else "POST" if needs_body or "content-type-twice-empty" in odd \
         else draw(st.sampled_from(["GET", "POST"]))
     action, pairs = draw(api_params(key, odd))
     if version == "anon" and action == "DescribeEcho":
         action = "DescribePublicEcho"
-    shapes = [version, method, f"key-{key}", *sorted(odd)]
+    # The token in the place the other version reads it: the one verified (temporary credentials), or a
+    # valid token of another account's session that nothing verified.
+    elsewhere = draw(st.sampled_from([t for t in (signer.token, FOREIGN_TOKEN) if t])) \
+        if "token-elsewhere" in odd else None
+    if elsewhere is not None and signer.v3:
+        pairs.append(("SecurityToken", elsewhere))
+    shapes = [version, method, f"key-{key}", *signer.shapes, *sorted(odd)]
 
     body_allowed = (method == "POST" and "content-type-twice-empty" not in odd) or "body-on-get" in odd
     in_body = [body_allowed and draw(st.booleans()) for _ in pairs]
@@ -335,16 +361,17 @@ def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
 
     nonce_free = {"Action", "Version", "AccessKeyId", "SignatureMethod", "SignatureVersion", "SignatureNonce",
                   "Timestamp", "Format", "Signature"}
-    if version != "V3":
-        common = {"Action": action, "Version": VERSION, "Format": draw(st.sampled_from(["JSON", "XML"]))}
+    if not signer.v3:
+        common = {"Action": action, "Version": VERSION, "Format": draw(st.sampled_from(["JSON", "XML"])),
+                  **v1_common(signer)}
         if any(n in nonce_free for n, _ in pairs):
             common = {}
         common_in_body = method == "POST" and "common-in-body" in odd
         query = joiner.join(query_items)
         body = joiner.join(body_items)
         read = gateway_reads(_query_of(base + b"?" + query), body) or ({}, {})
-        signed = {**read[1], **common} if version == "anon" else sign_request_v1(
-            {**read[1], **common}, access_key_id=key, secret=SECRETS[key], method=method,
+        signed = {**read[1], **common} if signer.access_key_id is None else sign_request_v1(
+            {**read[1], **common}, access_key_id=signer.access_key_id, secret=signer.secret, method=method,
             signature_method=draw(st.sampled_from(["HMAC-SHA1", "HMAC-SHA256"])))
         added = [f"{percent_encode(k)}={percent_encode(v)}".encode() for k, v in signed.items() if k not in read[1]]
         if common_in_body:
@@ -357,13 +384,19 @@ def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
         body = joiner.join(body_items)
         target = base + (b"?" + query if query or draw(st.booleans()) else b"")
         read = gateway_reads(_query_of(target), body) or ({}, {})
-        v3 = sign_request_v3(method=method, host=gateway.decode(), path=_path_of(target), query=read[0], body=body,
-                             action=action, version=VERSION, access_key_id=key, secret=SECRETS[key])
+        assert signer.access_key_id is not None
+        request_parts = {"method": method, "host": gateway.decode(), "path": _path_of(target), "query": read[0],
+                         "body": body, "action": action, "version": VERSION, "access_key_id": signer.access_key_id}
+        v3 = sign_rsa_v3(**request_parts) if signer.algorithm == ALGORITHM_RSA else sign_request_v3(
+            **request_parts, secret=signer.secret, algorithm=signer.algorithm, hash_header=signer.hash_header,
+            extra_headers=v3_extra_headers(signer))
         headers += [(k.encode(), v.encode()) for k, v in v3.items() if k != "host"]
     if "multipart-raw" in odd:
         body = b"--b\r\nContent-Disposition: form-data; name=\"Action\"\r\n\r\nDeleteInstance\r\n--b--\r\n" + body
     if form in ("authority", "star"):
         target = base  # no path at all: the query is lost, as such a target carries none
+    if elsewhere is not None and not signer.v3:
+        headers.append((b"x-acs-security-token", elsewhere.encode()))
     headers += draw(header_noise(odd))
     order = draw(st.permutations(range(len(headers))))
     chunked = bool(body) and "chunked" in odd
@@ -371,7 +404,7 @@ def cases(draw: st.DrawFn, gateway: bytes, victim_port: int) -> Case:
     if "content-length-twice" in odd and body and not chunked:
         request = RawRequest(request.method, request.target, (*request.headers, (b"content-length",
                              str(len(body)).encode())), body)
-    return Case(request, version, key, tuple(dict.fromkeys(shapes)))
+    return Case(request, version, key, tuple(dict.fromkeys(shapes)), signer)
 
 
 @st.composite
@@ -379,7 +412,8 @@ def header_noise(draw: st.DrawFn, odd: frozenset[str]) -> list[tuple[bytes, byte
     out: list[tuple[bytes, bytes]] = []
     if "spoof-identity" in odd:
         for name in draw(st.lists(st.sampled_from(IDENTITY_SPOOFS), unique=True, min_size=1, max_size=3)):
-            out.append((name, draw(st.sampled_from([b"2222", b"LTAIbob", b"ops", b"evil", b"2222, 1111", b""]))))
+            out.append((name, draw(st.sampled_from([b"2222", b"LTAIbob", b"ops", b"evil", b"2222, 1111", b"",
+                                                                b"acs:ram::2222:role/bob-reader", b"true"]))))
     if "spoof-client-ip" in odd:
         out += draw(st.lists(st.sampled_from(IP_SPOOFS), unique=True, min_size=1, max_size=2))
     if "spoof-api-header" in odd:
