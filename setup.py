@@ -28,6 +28,7 @@ COMPILED = [
     "gateway/chain.py",
     "gateway/call.py",
     "gateway/parse.py",
+    "gateway/named_twice.py",
     "gateway/parsing.py",
     "gateway/admit.py",
     "gateway/admitted.py",

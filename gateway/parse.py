@@ -17,6 +17,7 @@ from gateway.anonymous import carries_credentials
 from gateway.call import Call, Exchange
 from gateway.catalog import Err
 from gateway.errors import BadInput, ClientDisconnected, GatewayError
+from gateway.named_twice import TOKEN_HEADER, one_api, one_token
 from gateway.parsing import parse_into
 from gateway.policy import AccessKey, Policy
 from gateway.signing import parse_v3_authorization
@@ -33,11 +34,6 @@ _UTF8_CHARSETS = frozenset({"charset=utf-8", 'charset="utf-8"'})
 # when the caller never chose one, and refusing it would break that SDK's plain do_action().
 FORMATS = {"xml": "XML", "json": "JSON"}
 _FORMAT_IN_QUERY = re.compile(rb"(?:^|&)Format=([A-Za-z]{3,4})(?:&|$)")
-# The API a request calls, named as a parameter and as a header. V1 reads the parameter and leaves the
-# header unsigned; V3 reads the header and signs the parameter along with the query. Either way the
-# checks authorize one of them, and a service behind the gateway may dispatch on the other: the two
-# must agree wherever both are sent (sdk-core and tea-openapi "v2" send both, equal).
-_API_NAMED_TWICE = (("Action", "x-acs-action"), ("Version", "x-acs-version"))
 
 
 def guess_format(exchange: Exchange, params: Mapping[str, str]) -> None:
@@ -86,23 +82,6 @@ def _check_form_type(content_type: str) -> None:
         raise BadInput(f"POST body of type {media or 'none'!r}, not {FORM}")
     if rest and rest.strip().lower() not in _UTF8_CHARSETS:
         raise BadInput("a form body must be UTF-8, with no other Content-Type parameter")
-
-
-def _one_api(params: Mapping[str, str], headers: Mapping[str, str]) -> None:
-    for name, header in _API_NAMED_TWICE:
-        param, sent = params.get(name), headers.get(header)
-        if param is not None and sent is not None and param != sent:
-            raise BadInput(f"{name} {param!r} and {header} {sent!r} name different APIs")
-
-
-def _one_token(params: Mapping[str, str], headers: Mapping[str, str], v3: bool) -> None:
-    """V1 verifies the SecurityToken parameter, V3 the x-acs-security-token header; a service may read
-    either, so a token in the place the version does not read must be the verified one (an SDK sends one)."""
-    param, header = params.get("SecurityToken"), headers.get("x-acs-security-token")
-    unread, verified = (param, header) if v3 else (header, param)
-    if unread is not None and unread != verified:
-        raise BadInput("a SecurityToken parameter and x-acs-security-token header must be one token, sent where "
-                       "the signature version reads it")
 
 
 class Keystore(Protocol):
@@ -197,9 +176,9 @@ class Parser:
         fmt = params.get("Format")
         answer_format = exchange.format if fmt is None else FORMATS.get(fmt.lower(), exchange.format)
         if not authorization.startswith("ACS3-"):
-            _one_api(params, headers)
-            if self.temporary is not None:  # without [sts] nothing changes (README): no token is ever verified
-                _one_token(params, headers, False)
+            one_api(params, headers)
+            if self.temporary is not None:
+                one_token(params, headers, False)
             action, version, key_id = params.get("Action"), params.get("Version"), params.get("AccessKeyId")
             if key_id is None and not carries_credentials(params, headers):  # never so for a signed call
                 anonymous = self._anonymous(exchange, query, params, body, answer_format)
@@ -210,6 +189,8 @@ class Parser:
             temporary = self.temporary
             if temporary is not None and key_id is not None and (key is None or "SecurityToken" in params):
                 key, refusal = temporary.resolve(key_id, key, params.get("SecurityToken"))
+            elif temporary is None and TOKEN_HEADER in headers:
+                key, refusal = None, Err.TOKEN_MISMATCH  # no token is verified without [sts]: none goes on
             return Call(
                 exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
                 query, params, body, params.get("SignatureVersion"), action, version, key_id,
@@ -220,9 +201,9 @@ class Parser:
             auth = parse_v3_authorization(authorization)
         except ValueError:
             raise GatewayError(Err.INCOMPLETE_SIGNATURE) from None
-        _one_api(params, headers)
+        one_api(params, headers)
         if self.temporary is not None:
-            _one_token(params, headers, True)
+            one_token(params, headers, True)
         named = params.get("AccessKeyId")
         if named is not None and named != auth.access_key_id:
             # A service reading AccessKeyId, as RPC services do, must see the key that was verified.
@@ -239,6 +220,10 @@ class Parser:
             key, refusal = temporary.resolve(auth.access_key_id, key, token)
             if token is not None and "x-acs-security-token" not in auth.signed_headers:
                 key, refusal = None, Err.INCOMPLETE_SIGNATURE  # an unsigned token could be swapped
+        elif temporary is None and TOKEN_HEADER in headers:
+            # Without [sts] no token is ever verified, so none may reach the service beside a key's
+            # signature (the row [sts] gives a long-term key presented with a token).
+            key, refusal = None, Err.TOKEN_MISMATCH
         return Call(
             exchange.request_id, exchange.method, exchange.path, headers, exchange.host_id, answer_format,
             query, params, body, "3", action, version, auth.access_key_id, auth.signature, auth.algorithm,

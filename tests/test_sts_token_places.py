@@ -94,9 +94,19 @@ def test_each_version_alone_is_unchanged(sts: LiveSts, mine: Creds) -> None:
     assert v1(sts.url, "LTAIroot", SECRETS["LTAIroot"], "JSON", param=None, header=None).status == 200
 
 
-def test_without_sts_nothing_changes(memory_gateway: LiveGateway) -> None:
-    """README: without [sts], SecurityToken is an undeclared parameter and V3's header is ignored."""
+def test_without_sts_a_token_parameter_is_an_undeclared_parameter(memory_gateway: LiveGateway) -> None:
+    """README: without [sts], SecurityToken is refused like any undeclared parameter."""
     answer = v3(memory_gateway.url, "LTAIalice", "alice-secret", "JSON", header=None, param="v1.x.y")
     assert (answer.status, answer.code()) == (Err.UNSUPPORTED_PARAMETER.status, Err.UNSUPPORTED_PARAMETER.code)
     assert "SecurityToken" in answer.json["Message"]
-    assert v3(memory_gateway.url, "LTAIalice", "alice-secret", "JSON", header="v1.x.y", param=None).status == 200
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_without_sts_no_token_header_reaches_the_service(memory_gateway: LiveGateway, fmt: str) -> None:
+    # Without [sts] no token is ever verified: a token header beside a long-term key's signature (V1 or
+    # V3, signed or not) was forwarded to the service unverified; it is refused as [sts] refuses a
+    # long-term key presented with a token.
+    for answer in (v3(memory_gateway.url, "LTAIalice", "alice-secret", fmt, header="v1.x.y", param=None),
+                   v1(memory_gateway.url, "LTAIalice", "alice-secret", fmt, param=None, header="v1.x.y")):
+        refused_with(answer, Err.TOKEN_MISMATCH, fmt)
+    assert v3(memory_gateway.url, "LTAIalice", "alice-secret", fmt, header=None, param=None).status == 200
