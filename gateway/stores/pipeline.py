@@ -31,7 +31,7 @@ redis-py's connect timeout); a batch holds at most 512 calls, which Redis answer
 One watchdog timer enforces every batch's deadline: it is armed for the oldest unanswered call's and,
 when it fires early because that call was answered, re-armed for the next one's. A timer per batch,
 created and cancelled around every round trip, cost ~20 µs of each request's latency at one
-connection (uvloop's timer handles; bench/results/latest.md).
+connection (uvloop's timer handles; README, "Decided by measurement").
 A caller cancelled while queued is dropped from its batch before it is sent.
 """
 
