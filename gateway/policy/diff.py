@@ -27,7 +27,7 @@ _UNCOUNTED = frozenset({"limits", "sts"})
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    kind: str  # "access key", "account", "sub-user", "API", "resource", "limits", "sts"
+    kind: str  # "access key", "account", "sub-user", "API", "resource", "role", "limits", "sts"
     name: str
     sign: str  # "+" added, "-" removed, "~" changed
     detail: str = ""
@@ -100,6 +100,7 @@ _TABLES: tuple[tuple[str, Callable[[Policy], Mapping[Any, Any]]], ...] = (
     ("access key", lambda p: p.access_keys),
     ("API", _apis),
     ("resource", lambda p: p.resources),
+    ("role", lambda p: p.roles),
 )
 
 
