@@ -8,6 +8,7 @@ from pathlib import Path
 from gateway.policy import Policy, load_policy
 from gateway.policy.diff import diff_policies
 from tests.support.sts import ENVIRON, POLICY
+from tests.test_reload import edited
 
 TEXT = POLICY.read_text()
 READER = '''name = "Reader"
@@ -28,21 +29,13 @@ def load(text: str, tmp_path: Path) -> Policy:
     return load_policy(file, environ=ENVIRON)
 
 
-def edited(*replacements: tuple[str, str]) -> str:
-    text = TEXT
-    for old, new in replacements:
-        assert old in text, old
-        text = text.replace(old, new)
-    return text
-
-
 def test_roles_added_removed_and_changed_are_listed(tmp_path: Path) -> None:
     before = load(TEXT, tmp_path)
     after = load(edited(
         (READER, READER.replace('"intern", ', "").replace("7200", "3600")),
         (DISKS, DISKS.replace("disks-only", "disks-reader")),
         ('actions = ["*"] }]\n\n[[roles]]\naccount = 2222', 'actions = ["Describe*"] }]\n\n[[roles]]\naccount = 2222'),
-    ), tmp_path)
+        base=TEXT), tmp_path)
     assert sorted(diff_policies(before, after).lines()) == sorted([
         "- role 1111/disks-only",
         "+ role 1111/disks-reader",

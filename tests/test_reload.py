@@ -32,8 +32,9 @@ ALICE = 'id = "LTAIalice"\nsecrets = ["alice-secret", "alice-old-secret"]\naccou
 QUOTA = 'id = "LTAIquota"\nsecrets = ["quota-secret"]\naccount = 1111\nquota = "1/10000d"\n'
 
 
-def edited(*replacements: tuple[str, str]) -> str:
-    text = BASE
+def edited(*replacements: tuple[str, str], base: str = BASE) -> str:
+    """``base`` (the test policy) with each replacement made; each old text must be in it."""
+    text = base
     for old, new in replacements:
         assert old in text, old
         text = text.replace(old, new)

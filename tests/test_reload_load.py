@@ -12,7 +12,6 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -62,15 +61,6 @@ class Signer(threading.Thread):
                     self.seen[client.get(f"{self.url}/?{query(signed_params('DescribeRegions'))}").status_code] += 1
                 except httpx.TransportError:
                     self.errors += 1
-
-
-def _poll(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    # Every 20 ms: a scrape aggregates every worker's metrics files, and the gateway is busy enough.
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s")
-        time.sleep(0.02)
 
 
 def _quota_counts(port: int, prefix: str) -> dict[str, str]:
@@ -131,12 +121,13 @@ def test_a_hundred_rewrites_under_load(redis_server: object, redis_url: str, tmp
                 if valid:
                     ok += 2
                     # Counted after the swap: once both workers count it, both answer with it.
-                    _poll(lambda n=ok: reloads(gw, "ok") == n, 2.0, f"version {step} in force")
+                    # Every 20 ms: a scrape aggregates every worker's metrics files, and the gateway is busy enough.
+                    wait_until(lambda n=ok: reloads(gw, "ok") == n, 2.0, f"version {step} in force", every=0.02)
                     in_force.append(time.monotonic() - start)
                     assert answers(gw, "LTAIbob", 4) == expected, f"valid version {step} not in force"
                 else:
                     error += 2
-                    _poll(lambda n=error: reloads(gw, "error") == n, 5.0, f"version {step} refused")
+                    wait_until(lambda n=error: reloads(gw, "error") == n, 5.0, f"version {step} refused", every=0.02)
                     assert answers(gw, "LTAIbob", 4) == expected, f"invalid version {step} changed the policy"
                     ignored.append(time.monotonic() - start)
                 if step in (9, REWRITES - 1):

@@ -49,13 +49,15 @@ def _bindable(port: int) -> bool:
         return True
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until it is true: readiness is observed, never assumed after a sleep."""
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition",
+               every: float = 0.005) -> None:
+    """Poll ``predicate`` every ``every`` seconds until it is true: readiness is observed, never assumed
+    after a sleep."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not reached within {timeout} s")
-        time.sleep(0.005)
+        time.sleep(every)
 
 
 def answers_http(url: str) -> bool:
@@ -68,14 +70,17 @@ def answers_http(url: str) -> bool:
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, port: int | None = None, *,
-                    http: type[asyncio.Protocol] | str = "auto", proxy_headers: bool = True) -> Iterator[str]:
+def serve_in_thread(app: ASGIApp, port: int | None = None, *, http: type[asyncio.Protocol] | str = "auto",
+                    proxy_headers: bool = True, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
     """Serve ``app`` with a real uvicorn in a background thread; yields its base URL. ``http`` is
     uvicorn's: `gateway.serving.protocol` runs ``app`` behind the protocol `gateway serve` runs.
     ``proxy_headers=False`` is how `gateway serve` runs uvicorn: ``scope["client"]`` is then the peer,
-    not what a loopback client's X-Forwarded-For claims (uvicorn trusts 127.0.0.1 by default)."""
+    not what a loopback client's X-Forwarded-For claims (uvicorn trusts 127.0.0.1 by default).
+    ``tls``: (certificate, key) files to serve https with."""
+    ssl = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1]), "timeout_graceful_shutdown": 1} if tls else {}
     config = uvicorn.Config(app, host="127.0.0.1", port=port or free_port(), log_level="warning",
-                            access_log=False, lifespan="auto", http=http, proxy_headers=proxy_headers)
+                            access_log=False, lifespan="auto", http=http, proxy_headers=proxy_headers,
+                            **ssl)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -83,7 +88,7 @@ def serve_in_thread(app: ASGIApp, port: int | None = None, *,
         wait_until(lambda: server.started or not thread.is_alive(), what="uvicorn start")
         if not server.started:
             raise RuntimeError("uvicorn did not start")
-        yield f"http://127.0.0.1:{config.port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{config.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

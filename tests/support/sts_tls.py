@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from starlette.types import ASGIApp
 
-from tests.support.servers import free_port, wait_until
+from tests.support.servers import serve_in_thread
 
 
 @dataclass(frozen=True)
@@ -67,17 +65,5 @@ def make_certificates(directory: Path) -> Certificates:
 @contextmanager
 def serve_tls_in_thread(app: ASGIApp, certificates: Certificates) -> Iterator[str]:
     """``app`` served by uvicorn over TLS; yields ``host:port`` (no scheme: what an SDK calls an endpoint)."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", access_log=False,
-                            lifespan="auto", ssl_certfile=str(certificates.cert_file),
-                            ssl_keyfile=str(certificates.key_file), timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started or not thread.is_alive(), what="uvicorn start (TLS)")
-        if not server.started:
-            raise RuntimeError("uvicorn did not start")
-        yield f"127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(app, tls=(certificates.cert_file, certificates.key_file)) as url:
+        yield url.split("://", 1)[1]
